@@ -1,0 +1,285 @@
+//! Contexts: what threads share and processes do not.
+//!
+//! A [`Context`] owns one libtiledb context (TileDB's thread pools, S3 client, config), one
+//! [`tile cache`](crate::cache), its read counters and a worker pool sized by
+//! `ReadConfig.max_workers`. Cloning a `Context` is cheap and clones share all of it, so threads
+//! that read through one context share its cache.
+//!
+//! Processes never share a context. Every context remembers the process that created it;
+//! [`Context::for_current_process`] returns the context itself in that process and, in a forked
+//! child, a fresh context built from the same configuration (once per child). The global context
+//! ([`global_context`]) is tied to the process id the same way, so a forked child never touches its
+//! parent's TileDB context.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
+
+use parking_lot::Mutex;
+
+use crate::cache::TileCache;
+use crate::config::{RadiObjectConfig, global_config};
+use crate::error::{Error, Result, StorageContext};
+use crate::ffi;
+use crate::stats::CounterSnapshot;
+
+/// Counters of the read path, per context; monotonic except `in_flight`.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCounters {
+    /// Region reads served.
+    pub regions: AtomicU64,
+    /// TileDB read queries issued.
+    pub queries: AtomicU64,
+    /// Queries issued while another query of the same context was running.
+    pub parallel_queries: AtomicU64,
+    /// Queries running now.
+    pub in_flight: AtomicU64,
+    /// Reads that bypassed the tile cache (whole-volume reads, very large regions, cache off).
+    pub bypass_reads: AtomicU64,
+    /// Bytes returned by reads that bypassed the cache.
+    pub bypass_bytes: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    id: u64,
+    pid: u32,
+    config: RadiObjectConfig,
+    tdb: ffi::Ctx,
+    cache: Arc<TileCache>,
+    pub(crate) reads: ReadCounters,
+    pool: OnceLock<std::result::Result<rayon::ThreadPool, String>>,
+    vfs: OnceLock<ffi::Vfs>,
+    child: Mutex<Option<Context>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            // Keep process-wide totals monotonic when a context goes away (see crate::stats).
+            if let Ok(snap) = snapshot_inner(self) {
+                RETIRED.lock().add(&snap);
+            }
+        } else {
+            // A forked child dropping its parent's context: the pool's threads only exist in the
+            // parent, so leave the pool alone (the TileDB handles skip their frees themselves).
+            std::mem::forget(self.pool.take());
+        }
+    }
+}
+
+/// A shared TileDB context with its tile cache, counters and worker pool.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static REGISTRY: LazyLock<Mutex<Vec<Weak<Inner>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+static RETIRED: LazyLock<Mutex<CounterSnapshot>> = LazyLock::new(|| Mutex::new(CounterSnapshot::default()));
+static GLOBAL: LazyLock<Mutex<Option<Context>>> = LazyLock::new(|| Mutex::new(None));
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (bytes, tiles) = self.inner.cache.usage();
+        f.debug_struct("Context")
+            .field("id", &self.inner.id)
+            .field("pid", &self.inner.pid)
+            .field("cache_budget", &self.inner.cache.budget())
+            .field("cache_bytes", &bytes)
+            .field("cache_tiles", &tiles)
+            .finish()
+    }
+}
+
+impl Context {
+    /// A new context (fresh TileDB context, empty cache) from a validated configuration.
+    pub fn new(config: &RadiObjectConfig) -> Result<Context> {
+        config.validate()?;
+        let tdb = ffi::Ctx::new(&config.tiledb_params()).at("context creation", "")?;
+        let budget = usize::try_from(config.read.tile_cache_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            pid: std::process::id(),
+            config: config.clone(),
+            tdb,
+            cache: TileCache::new(budget),
+            reads: ReadCounters::default(),
+            pool: OnceLock::new(),
+            vfs: OnceLock::new(),
+            child: Mutex::new(None),
+        });
+        let mut reg = REGISTRY.lock();
+        reg.retain(|w| w.strong_count() > 0);
+        reg.push(Arc::downgrade(&inner));
+        Ok(Context { inner })
+    }
+
+    /// A new context built from the current global configuration.
+    pub fn from_global_config() -> Result<Context> {
+        Context::new(&global_config())
+    }
+
+    /// Unique id of this context within the process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Id of the process that created this context.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// Whether this context belongs to the calling process.
+    pub fn in_current_process(&self) -> bool {
+        self.inner.pid == std::process::id()
+    }
+
+    /// The configuration this context was built from.
+    pub fn config(&self) -> &RadiObjectConfig {
+        &self.inner.config
+    }
+
+    /// This context in its own process; in a forked child, a new context with the same
+    /// configuration (created once per child and reused).
+    pub fn for_current_process(&self) -> Result<Context> {
+        if self.in_current_process() {
+            return Ok(self.clone());
+        }
+        let mut child = self.inner.child.lock();
+        if let Some(c) = child.as_ref().filter(|c| c.in_current_process()) {
+            return Ok(c.clone());
+        }
+        let c = Context::new(&self.inner.config)?;
+        *child = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Whether two handles are the same context.
+    pub fn same(&self, other: &Context) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn tdb(&self) -> &ffi::Ctx {
+        &self.inner.tdb
+    }
+
+    pub(crate) fn cache(&self) -> &Arc<TileCache> {
+        &self.inner.cache
+    }
+
+    pub(crate) fn reads(&self) -> &ReadCounters {
+        &self.inner.reads
+    }
+
+    /// The worker pool (`ReadConfig.max_workers` threads), created on first use.
+    pub fn pool(&self) -> Result<&rayon::ThreadPool> {
+        let id = self.inner.id;
+        let workers = self.inner.config.read.max_workers as usize;
+        self.inner
+            .pool
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(workers)
+                    .thread_name(move |i| format!("radiobject-{id}-{i}"))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))
+    }
+
+    pub(crate) fn vfs(&self) -> Result<&ffi::Vfs> {
+        if let Some(v) = self.inner.vfs.get() {
+            return Ok(v);
+        }
+        let v = ffi::Vfs::new(&self.inner.tdb).at("vfs", "")?;
+        Ok(self.inner.vfs.get_or_init(|| v))
+    }
+
+    /// Bytes and number of tiles in the tile cache.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.inner.cache.usage()
+    }
+
+    /// Empties the tile cache (counters are kept).
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// This context's counters now: TileDB's own plus the tile cache's and the read path's.
+    pub fn snapshot(&self) -> Result<CounterSnapshot> {
+        snapshot_inner(&self.inner)
+    }
+
+    /// Whether this libtiledb build can reach S3.
+    pub fn supports_s3(&self) -> bool {
+        self.inner.tdb.supports_s3()
+    }
+}
+
+fn snapshot_inner(inner: &Inner) -> Result<CounterSnapshot> {
+    let json = inner.tdb.stats_json().at("stats", "")?;
+    let mut snap = CounterSnapshot::from_tiledb_json(&json);
+    let c = &inner.cache.counters;
+    let r = &inner.reads;
+    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    for (k, v) in [
+        ("RadiObject.TileCache.hits", ld(&c.hits)),
+        ("RadiObject.TileCache.misses", ld(&c.misses)),
+        ("RadiObject.TileCache.hit_bytes", ld(&c.hit_bytes)),
+        ("RadiObject.TileCache.miss_bytes", ld(&c.miss_bytes)),
+        ("RadiObject.TileCache.inserts", ld(&c.inserts)),
+        ("RadiObject.TileCache.evictions", ld(&c.evictions)),
+        ("RadiObject.Reads.regions", ld(&r.regions)),
+        ("RadiObject.Reads.queries", ld(&r.queries)),
+        ("RadiObject.Reads.parallel_queries", ld(&r.parallel_queries)),
+        ("RadiObject.Reads.bypass_reads", ld(&r.bypass_reads)),
+        ("RadiObject.Reads.bypass_bytes", ld(&r.bypass_bytes)),
+    ] {
+        snap.counters.insert(k.to_owned(), v);
+    }
+    Ok(snap)
+}
+
+/// Counters of every context of this process: live ones plus those already dropped.
+///
+/// Monotonic, so the difference of two snapshots is exactly what happened in between, including
+/// contexts created or dropped in between.
+pub fn process_snapshot() -> Result<CounterSnapshot> {
+    let live: Vec<Arc<Inner>> = {
+        let mut reg = REGISTRY.lock();
+        reg.retain(|w| w.strong_count() > 0);
+        reg.iter().filter_map(Weak::upgrade).collect()
+    };
+    let me = std::process::id();
+    let mut total = RETIRED.lock().clone();
+    for inner in live.iter().filter(|i| i.pid == me) {
+        total.add(&snapshot_inner(inner)?);
+    }
+    Ok(total)
+}
+
+/// The process-wide context, built lazily from the global configuration and rebuilt after
+/// [`crate::config::configure`] or in a forked child.
+pub fn global_context() -> Result<Context> {
+    let mut g = GLOBAL.lock();
+    if let Some(c) = g.as_ref().filter(|c| c.in_current_process()) {
+        return Ok(c.clone());
+    }
+    if let Some(stale) = g.take().filter(|c| !c.in_current_process()) {
+        // The parent's context: never freed here (see crate::ffi on fork safety).
+        std::mem::forget(stale);
+    }
+    let c = Context::from_global_config()?;
+    *g = Some(c.clone());
+    Ok(c)
+}
+
+/// Drops the global context; the next [`global_context`] call builds a new one.
+pub fn reset_global_context() {
+    let old = GLOBAL.lock().take();
+    if let Some(c) = old {
+        if !c.in_current_process() {
+            std::mem::forget(c);
+        }
+    }
+}

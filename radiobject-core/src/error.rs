@@ -1,0 +1,138 @@
+//! The crate's error type.
+
+use crate::dtype::Datatype;
+pub use crate::ffi::TdbError;
+
+/// Everything that can go wrong in `radiobject-core`.
+///
+/// Variants carry structured fields (URI, shapes, types) rather than preformatted strings so that
+/// bindings can map them to precise exception types.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing exists at the URI.
+    #[error("no TileDB {expected} at {uri}")]
+    NotFound {
+        /// The URI that was looked up.
+        uri: String,
+        /// What the caller wanted there ("array", "group", "volume", ...).
+        expected: &'static str,
+    },
+
+    /// Something exists at the URI, but of another kind.
+    #[error("{uri} is a TileDB {found}, not a {expected}")]
+    WrongObjectType {
+        /// The URI.
+        uri: String,
+        /// What the caller wanted.
+        expected: &'static str,
+        /// What is there.
+        found: &'static str,
+    },
+
+    /// The target of a create already exists; nothing was written.
+    #[error("{uri} already exists; refusing to overwrite it")]
+    AlreadyExists {
+        /// The URI.
+        uri: String,
+    },
+
+    /// A shape is invalid or does not match (2D/5D input, zero-sized axes, size mismatch...).
+    #[error("{message}")]
+    Shape {
+        /// What is wrong, with the shapes involved.
+        message: String,
+    },
+
+    /// A region or index lies outside the volume, or selects nothing.
+    #[error("{message}")]
+    Region {
+        /// What is wrong, with the region and the shape.
+        message: String,
+    },
+
+    /// Data of one element type was given where another is stored.
+    #[error("dtype mismatch for {uri}: the volume stores {expected}, got {found}")]
+    Dtype {
+        /// The volume.
+        uri: String,
+        /// Stored type.
+        expected: Datatype,
+        /// Given type.
+        found: Datatype,
+    },
+
+    /// An element type that volumes cannot hold.
+    #[error("unsupported dtype {0}: volumes hold int8..int64, uint8..uint64, float32 or float64")]
+    UnsupportedDtype(String),
+
+    /// An invalid configuration value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// An invalid argument that is neither a shape nor a configuration problem.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The array exists but is not laid out as a volume (sparse, no numeric attribute, ...).
+    #[error("{uri} is not a volume array: {reason}")]
+    NotAVolume {
+        /// The URI.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A TileDB operation failed.
+    #[error("TileDB {op} failed for {uri}: {source}")]
+    Storage {
+        /// The operation ("open", "read", "write", "create", ...).
+        op: &'static str,
+        /// The URI involved.
+        uri: String,
+        /// TileDB's message.
+        #[source]
+        source: TdbError,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A [`Error::Storage`] for `op` on `uri`.
+    pub fn storage(op: &'static str, uri: impl Into<String>, source: TdbError) -> Error {
+        Error::Storage { op, uri: uri.into(), source }
+    }
+
+    pub(crate) fn shape(message: impl Into<String>) -> Error {
+        Error::Shape { message: message.into() }
+    }
+
+    pub(crate) fn region(message: impl Into<String>) -> Error {
+        Error::Region { message: message.into() }
+    }
+}
+
+/// Adds the operation and URI to a raw TileDB error.
+pub(crate) trait StorageContext<T> {
+    fn at(self, op: &'static str, uri: &str) -> Result<T>;
+}
+
+impl<T> StorageContext<T> for std::result::Result<T, TdbError> {
+    fn at(self, op: &'static str, uri: &str) -> Result<T> {
+        self.map_err(|e| Error::storage(op, uri, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails to compile if `Error` stops being `Send + Sync` (errors cross threads in batch reads).
+    #[test]
+    fn error_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+    }
+}

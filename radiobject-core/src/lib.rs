@@ -1,0 +1,48 @@
+//! # radiobject-core
+//!
+//! Storage of 3D/4D radiology volumes (CT, MRI, masks) in TileDB arrays, read fast from local
+//! disk or S3: shared [`Context`]s with a real tile cache and honest counters, [`Volume`]s that keep
+//! their array open, and parallel, order-preserving batch reads.
+//!
+//! ```no_run
+//! use radiobject_core::{Context, Region, Volume, RadiObjectConfig};
+//! # fn main() -> radiobject_core::Result<()> {
+//! let ctx = Context::new(&RadiObjectConfig::default())?;
+//! let vol = Volume::open("/data/brats/collections/T1w/volumes/0", &ctx)?;
+//! let roi = vol.read_region::<f32>(&Region::new(vec![(10, 74), (20, 84), (30, 94)]))?;
+//! assert_eq!(roi.shape(), &[64, 64, 64]);
+//! # Ok(()) }
+//! ```
+//!
+//! All TileDB calls live in one private module (`ffi`), the only place with `unsafe` code.
+
+#![deny(unsafe_code)]
+
+pub(crate) mod cache;
+pub mod config;
+pub mod context;
+pub mod dtype;
+pub mod error;
+mod ffi;
+pub mod metadata;
+pub mod parallel;
+pub mod region;
+pub mod stats;
+pub mod volume;
+
+pub use config::{
+    CompressionConfig, Compressor, OrientationConfig, RadiObjectConfig, ReadConfig, S3Config, SliceOrientation,
+    TileConfig, WriteConfig, configure, global_config, reset_config,
+};
+pub use context::{Context, global_context, process_snapshot, reset_global_context};
+pub use dtype::{Datatype, Element, Layout};
+pub use error::{Error, Result, TdbError};
+pub use metadata::MetaValue;
+pub use region::Region;
+pub use stats::{CacheStats, CounterSnapshot, S3Stats, StatsScope};
+pub use volume::{VOXELS_ATTR, Volume, VolumeData, VolumeInfo};
+
+/// The libtiledb version loaded at run time, e.g. `(2, 30, 0)`.
+pub fn tiledb_version() -> (i32, i32, i32) {
+    ffi::version()
+}

@@ -1,0 +1,850 @@
+//! Volumes: 3D/4D dense TileDB arrays with one numeric attribute, `voxels`.
+//!
+//! Layout (shared with the Python reference, so either library reads the other's volumes):
+//! dimensions `x, y, z[, t]` of type INT32 with domain `0..n-1`, one attribute `voxels` of the
+//! volume's dtype, tile extents from [`TileConfig`](crate::config::TileConfig), compression from
+//! [`CompressionConfig`](crate::config::CompressionConfig), string metadata `tile_orientation`
+//! (and `obs_id` when part of a collection).
+//!
+//! New volumes use **column-major** cell and tile order, and reads return **Fortran-ordered**
+//! arrays (x fastest, as NIfTI stores voxels and nibabel returns them): every tile is then copied
+//! as contiguous runs instead of being scattered cell by cell. Volumes written row-major (by the
+//! reference) read correctly, TileDB reorders them.
+//!
+//! A [`Volume`] keeps its array open for reading: no per-read open. Reads of regions go through
+//! the context's tile cache; whole-volume reads and very large regions stream straight into the
+//! result (see [`Volume::read_into`]).
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
+use parking_lot::RwLock;
+use rayon::prelude::*;
+
+use crate::cache::{LoadCell, LoadGuard, Lookup, Tile, TileKey};
+use crate::config::WriteConfig;
+use crate::context::Context;
+use crate::dtype::{Datatype, Element, Layout};
+use crate::error::{Error, Result, StorageContext};
+use crate::ffi::{self, AttrSpec, DimSpec, FilterSpec, Mode, ObjectType, SchemaSpec};
+use crate::metadata::MetaValue;
+use crate::region::{Region, TileGrid, copy_box, intersect};
+
+/// Name of the voxel attribute.
+pub const VOXELS_ATTR: &str = "voxels";
+/// Dimension names, in order.
+pub const DIM_NAMES: [&str; 4] = ["x", "y", "z", "t"];
+
+/// Reads below this size are done in one query (splitting costs more than it saves).
+const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// What a volume array holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// Voxels along each axis.
+    pub shape: Vec<u64>,
+    /// Voxel type.
+    pub dtype: Datatype,
+    /// Tile extent along each axis.
+    pub tile_extents: Vec<u64>,
+    /// Cell order within tiles.
+    pub cell_order: Layout,
+    /// Dimension names.
+    pub dim_names: Vec<String>,
+    /// Attribute holding the voxels.
+    pub attr: String,
+    /// Compression filters on the voxels.
+    pub filters: Vec<FilterSpec>,
+    origin: Vec<i64>,
+}
+
+struct OpenState {
+    ctx: Context,
+    array: ffi::Array,
+    info: VolumeInfo,
+    grid: TileGrid,
+    metadata: BTreeMap<String, MetaValue>,
+    version: u64,
+}
+
+struct Inner {
+    uri: String,
+    ctx: Context,
+    state: RwLock<Option<Arc<OpenState>>>,
+}
+
+/// An open volume. Cheap to clone; clones share the open array. `Send + Sync`: threads may read
+/// one volume concurrently.
+#[derive(Clone)]
+pub struct Volume {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Volume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Volume");
+        d.field("uri", &self.inner.uri);
+        if let Some(st) = self.inner.state.read().as_ref() {
+            d.field("shape", &st.info.shape).field("dtype", &st.info.dtype);
+        }
+        d.finish()
+    }
+}
+
+/// A region read into an owned array of the volume's type (Fortran order).
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum VolumeData {
+    Int8(ArrayD<i8>),
+    UInt8(ArrayD<u8>),
+    Int16(ArrayD<i16>),
+    UInt16(ArrayD<u16>),
+    Int32(ArrayD<i32>),
+    UInt32(ArrayD<u32>),
+    Int64(ArrayD<i64>),
+    UInt64(ArrayD<u64>),
+    Float32(ArrayD<f32>),
+    Float64(ArrayD<f64>),
+}
+
+/// Runs `$body` with `$t` bound to the Rust type of voxel datatype `$dt`; `$other` otherwise.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_voxel_type {
+    ($dt:expr, $t:ident => $body:expr, _ => $other:expr) => {
+        match $dt {
+            $crate::Datatype::Int8 => {
+                type $t = i8;
+                $body
+            }
+            $crate::Datatype::UInt8 => {
+                type $t = u8;
+                $body
+            }
+            $crate::Datatype::Int16 => {
+                type $t = i16;
+                $body
+            }
+            $crate::Datatype::UInt16 => {
+                type $t = u16;
+                $body
+            }
+            $crate::Datatype::Int32 => {
+                type $t = i32;
+                $body
+            }
+            $crate::Datatype::UInt32 => {
+                type $t = u32;
+                $body
+            }
+            $crate::Datatype::Int64 => {
+                type $t = i64;
+                $body
+            }
+            $crate::Datatype::UInt64 => {
+                type $t = u64;
+                $body
+            }
+            $crate::Datatype::Float32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::Datatype::Float64 => {
+                type $t = f64;
+                $body
+            }
+            _ => $other,
+        }
+    };
+}
+
+fn commit_names(vfs: &ffi::Vfs, uri: &str) -> Vec<String> {
+    let mut names: Vec<String> = vfs
+        .ls(&format!("{uri}/__commits"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.rsplit('/').next().unwrap_or_default().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn version_of(uri: &str, commits: &[String]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uri.hash(&mut h);
+    commits.hash(&mut h);
+    h.finish()
+}
+
+fn classify_open_error(ctx: &Context, uri: &str, e: ffi::TdbError) -> Error {
+    match ctx.tdb().object_type(uri) {
+        Ok(ObjectType::Invalid) => Error::NotFound { uri: uri.to_owned(), expected: "array" },
+        Ok(ObjectType::Group) => {
+            Error::WrongObjectType { uri: uri.to_owned(), expected: "volume array", found: "group" }
+        }
+        _ => Error::storage("open", uri, e),
+    }
+}
+
+fn volume_info(uri: &str, schema: &ffi::SchemaInfo) -> Result<VolumeInfo> {
+    let bad = |reason: String| Error::NotAVolume { uri: uri.to_owned(), reason };
+    if schema.sparse {
+        return Err(bad("it is a sparse array (volumes are dense)".into()));
+    }
+    if !(3..=4).contains(&schema.dims.len()) {
+        return Err(bad(format!("it has {} dimensions (volumes have 3 or 4)", schema.dims.len())));
+    }
+    let mut shape = Vec::new();
+    let mut origin = Vec::new();
+    let mut extents = Vec::new();
+    for d in &schema.dims {
+        let (Some((lo, hi)), Some(ext)) = (d.domain, d.extent) else {
+            return Err(bad(format!("dimension {} is not an integer dimension", d.name)));
+        };
+        shape.push((hi - lo + 1) as u64);
+        origin.push(lo);
+        extents.push(ext.max(1) as u64);
+    }
+    let attr = schema
+        .attrs
+        .iter()
+        .find(|a| a.name == VOXELS_ATTR)
+        .or_else(|| if schema.attrs.len() == 1 { schema.attrs.first() } else { None })
+        .ok_or_else(|| bad(format!("no '{VOXELS_ATTR}' attribute")))?;
+    if !attr.datatype.is_voxel_type() || attr.var || attr.nullable {
+        return Err(bad(format!("attribute {} holds {:?} cells, not numeric voxels", attr.name, attr.datatype)));
+    }
+    Ok(VolumeInfo {
+        shape,
+        dtype: attr.datatype,
+        tile_extents: extents,
+        cell_order: schema.cell_order,
+        dim_names: schema.dims.iter().map(|d| d.name.clone()).collect(),
+        attr: attr.name.clone(),
+        filters: attr.filters.clone(),
+        origin,
+    })
+}
+
+fn open_state(uri: &str, ctx: &Context) -> Result<OpenState> {
+    let vfs = ctx.vfs()?;
+    // The cache version is the set of committed fragments the handle sees. List the commits before
+    // and after opening: if both agree, the handle sees exactly that set.
+    let mut attempt = 0;
+    loop {
+        let before = commit_names(vfs, uri);
+        let array = ffi::Array::open(ctx.tdb(), uri, Mode::Read, None).map_err(|e| classify_open_error(ctx, uri, e))?;
+        let after = commit_names(vfs, uri);
+        attempt += 1;
+        if before != after && attempt < 5 {
+            continue;
+        }
+        let info = volume_info(uri, array.schema())?;
+        let metadata = array.metadata().at("metadata read", uri)?;
+        let version = if before == after {
+            version_of(uri, &after)
+        } else {
+            // Commits kept changing while we opened: a version nobody else can share.
+            version_of(uri, &[format!("unstable-{}", std::process::id()), format!("{:p}", &array)])
+        };
+        let grid = TileGrid::new(&info.shape, &info.tile_extents);
+        return Ok(OpenState { ctx: ctx.clone(), array, info, grid, metadata, version });
+    }
+}
+
+fn check_shape(shape: &[u64]) -> Result<()> {
+    if !(3..=4).contains(&shape.len()) {
+        return Err(Error::shape(format!(
+            "volumes are 3D (x, y, z) or 4D (x, y, z, t); got a {}D shape {shape:?}",
+            shape.len()
+        )));
+    }
+    if let Some(axis) = shape.iter().position(|&n| n == 0) {
+        return Err(Error::shape(format!(
+            "axis {axis} of shape {shape:?} has size 0; every axis needs at least 1 voxel"
+        )));
+    }
+    if let Some(&n) = shape.iter().find(|&&n| n > i32::MAX as u64) {
+        return Err(Error::shape(format!("axis size {n} exceeds the INT32 dimension domain")));
+    }
+    Ok(())
+}
+
+fn compression_filters(w: &WriteConfig) -> Vec<FilterSpec> {
+    use crate::config::Compressor;
+    let l = w.compression.level;
+    match w.compression.algorithm {
+        Compressor::Zstd => vec![FilterSpec::Zstd(l)],
+        Compressor::Lz4 => vec![FilterSpec::Lz4(l)],
+        Compressor::Gzip => vec![FilterSpec::Gzip(l)],
+        Compressor::None => vec![],
+    }
+}
+
+/// The schema of a new volume.
+fn volume_schema(shape: &[u64], dtype: Datatype, write: &WriteConfig) -> SchemaSpec {
+    let extents = write.tile.extents_for_shape(shape);
+    SchemaSpec {
+        sparse: false,
+        dims: shape
+            .iter()
+            .zip(&extents)
+            .enumerate()
+            .map(|(i, (&n, &e))| DimSpec {
+                name: DIM_NAMES[i].to_owned(),
+                datatype: Datatype::Int32,
+                domain: Some((0, n as i64 - 1)),
+                extent: Some(e as i64),
+                filters: vec![],
+            })
+            .collect(),
+        attrs: vec![AttrSpec {
+            name: VOXELS_ATTR.to_owned(),
+            datatype: dtype,
+            var: false,
+            nullable: false,
+            filters: compression_filters(write),
+        }],
+        cell_order: Layout::ColMajor,
+        tile_order: Layout::ColMajor,
+        capacity: None,
+        allows_dups: false,
+        offsets_filters: vec![],
+    }
+}
+
+/// Splits the last axis of `region` at tile boundaries into at most `max_slabs` groups.
+fn slab_cuts(region: &Region, ext_last: u64, max_slabs: usize) -> Vec<u64> {
+    let (a, b) = region.ranges()[region.ndim() - 1];
+    let mut cuts = vec![a];
+    let mut x = (a / ext_last + 1) * ext_last;
+    while x < b {
+        cuts.push(x);
+        x += ext_last;
+    }
+    cuts.push(b);
+    let slabs = cuts.len() - 1;
+    if slabs <= max_slabs {
+        return cuts;
+    }
+    let step = slabs.div_ceil(max_slabs);
+    let mut merged: Vec<u64> = cuts.iter().step_by(step).copied().collect();
+    if merged.last() != Some(&b) {
+        merged.push(b);
+    }
+    merged
+}
+
+/// Splits a Fortran-ordered buffer over `region` into the contiguous slabs given by `cuts` along
+/// the last axis.
+fn split_slabs<'a>(region: &Region, cuts: &[u64], elem: usize, mut out: &'a mut [u8]) -> Vec<(Region, &'a mut [u8])> {
+    let last = region.ndim() - 1;
+    let plane: u64 = region.shape()[..last].iter().product::<u64>() * elem as u64;
+    let mut slabs = Vec::with_capacity(cuts.len());
+    for w in cuts.windows(2) {
+        let (chunk, rest) = std::mem::take(&mut out).split_at_mut(((w[1] - w[0]) * plane) as usize);
+        out = rest;
+        let mut r = region.ranges().to_vec();
+        r[last] = (w[0], w[1]);
+        slabs.push((Region::new(r), chunk));
+    }
+    slabs
+}
+
+fn usize_vec(v: &[u64]) -> Vec<usize> {
+    v.iter().map(|&x| x as usize).collect()
+}
+
+impl Volume {
+    /// Opens the volume at `uri` for reading (the array stays open until the last clone drops).
+    ///
+    /// Errors: [`Error::NotFound`] if nothing is there, [`Error::WrongObjectType`] for a group,
+    /// [`Error::NotAVolume`] for an array that is not a dense 3D/4D numeric array.
+    pub fn open(uri: &str, ctx: &Context) -> Result<Volume> {
+        let uri = uri.trim_end_matches('/').to_owned();
+        let ctx = ctx.for_current_process()?;
+        let st = open_state(&uri, &ctx)?;
+        Ok(Volume { inner: Arc::new(Inner { uri, ctx, state: RwLock::new(Some(Arc::new(st))) }) })
+    }
+
+    /// Creates an empty volume (every voxel the fill value) with tiling and compression from
+    /// `write`, and opens it.
+    pub fn create(uri: &str, shape: &[u64], dtype: Datatype, ctx: &Context, write: &WriteConfig) -> Result<Volume> {
+        Self::create_with(uri, shape, dtype, ctx, write, &[], None)
+    }
+
+    /// Creates a volume holding `data` (C- or Fortran-ordered, or any strided view).
+    pub fn from_array<T: Element>(
+        uri: &str,
+        data: ArrayViewD<'_, T>,
+        ctx: &Context,
+        write: &WriteConfig,
+    ) -> Result<Volume> {
+        Self::from_array_with(uri, data, ctx, write, &[])
+    }
+
+    /// Like [`from_array`](Self::from_array), also writing `metadata` in the same array session.
+    pub fn from_array_with<T: Element>(
+        uri: &str,
+        data: ArrayViewD<'_, T>,
+        ctx: &Context,
+        write: &WriteConfig,
+        metadata: &[(String, MetaValue)],
+    ) -> Result<Volume> {
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        check_shape(&shape)?;
+        let (bytes, layout) = contiguous_bytes(&data);
+        Self::create_with(uri, &shape, T::DATATYPE, ctx, write, metadata, Some((&bytes, layout)))
+    }
+
+    /// Creates a volume and, in one array session, writes `data` (raw cells in `layout`) and
+    /// `metadata`. Validates everything first; if writing fails, the new array is removed again.
+    /// Refuses to touch an existing object ([`Error::AlreadyExists`]).
+    pub fn create_with(
+        uri: &str,
+        shape: &[u64],
+        dtype: Datatype,
+        ctx: &Context,
+        write: &WriteConfig,
+        metadata: &[(String, MetaValue)],
+        data: Option<(&[u8], Layout)>,
+    ) -> Result<Volume> {
+        let uri = uri.trim_end_matches('/');
+        check_shape(shape)?;
+        if !dtype.is_voxel_type() {
+            return Err(Error::UnsupportedDtype(dtype.to_string()));
+        }
+        if let Some((bytes, layout)) = data {
+            let want = shape.iter().product::<u64>() as usize * dtype.size();
+            if bytes.len() != want {
+                return Err(Error::shape(format!(
+                    "data holds {} bytes but shape {shape:?} of {dtype} needs {want}",
+                    bytes.len()
+                )));
+            }
+            if !matches!(layout, Layout::RowMajor | Layout::ColMajor) {
+                return Err(Error::Invalid("volume data must be row- or column-major".into()));
+            }
+        }
+        let ctx = ctx.for_current_process()?;
+        match ctx.tdb().object_type(uri) {
+            Ok(ObjectType::Invalid) => {}
+            Ok(_) => return Err(Error::AlreadyExists { uri: uri.to_owned() }),
+            Err(e) => return Err(Error::storage("create", uri, e)),
+        }
+        let spec = volume_schema(shape, dtype, write);
+        ctx.tdb().create_array(uri, &spec).at("create", uri)?;
+        let written = (|| -> Result<()> {
+            let mut array = ffi::Array::open(ctx.tdb(), uri, Mode::Write, None).at("open for writing", uri)?;
+            if let Some((bytes, layout)) = data {
+                let ranges: Vec<(i64, i64)> = shape.iter().map(|&n| (0, n as i64 - 1)).collect();
+                array.write_dense(&ranges, layout, VOXELS_ATTR, bytes).at("write", uri)?;
+            }
+            array
+                .put_metadata("tile_orientation", &MetaValue::from(write.tile.orientation.as_str()))
+                .at("metadata write", uri)?;
+            for (k, v) in metadata {
+                array.put_metadata(k, v).at("metadata write", uri)?;
+            }
+            array.close().at("close", uri)
+        })();
+        if let Err(e) = written {
+            // Leave nothing half-written behind.
+            if let Ok(vfs) = ctx.vfs() {
+                let _ = vfs.remove_dir(uri);
+            }
+            return Err(e);
+        }
+        Volume::open(uri, &ctx)
+    }
+
+    fn state(&self) -> Result<Arc<OpenState>> {
+        if let Some(st) = self.inner.state.read().as_ref() {
+            if st.ctx.in_current_process() {
+                return Ok(st.clone());
+            }
+        }
+        let mut w = self.inner.state.write();
+        if let Some(st) = w.as_ref().filter(|s| s.ctx.in_current_process()) {
+            return Ok(st.clone());
+        }
+        if let Some(stale) = w.take().filter(|s| !s.ctx.in_current_process()) {
+            // Opened by the parent of this forked process: never touch its TileDB handles.
+            std::mem::forget(stale);
+        }
+        let ctx = self.inner.ctx.for_current_process()?;
+        let st = Arc::new(open_state(&self.inner.uri, &ctx)?);
+        *w = Some(st.clone());
+        Ok(st)
+    }
+
+    /// Drops the open handle; the next access reopens the array (and sees new writes).
+    pub fn reopen(&self) -> Result<()> {
+        *self.inner.state.write() = None;
+        self.state().map(|_| ())
+    }
+
+    /// The array URI.
+    pub fn uri(&self) -> &str {
+        &self.inner.uri
+    }
+
+    /// The context this volume reads through (in a forked child: that child's context).
+    pub fn context(&self) -> Result<Context> {
+        Ok(self.state()?.ctx.clone())
+    }
+
+    /// Shape, dtype and tiling.
+    pub fn info(&self) -> Result<VolumeInfo> {
+        Ok(self.state()?.info.clone())
+    }
+
+    /// Voxels along each axis.
+    pub fn shape(&self) -> Result<Vec<u64>> {
+        Ok(self.state()?.info.shape.clone())
+    }
+
+    /// Voxel type.
+    pub fn dtype(&self) -> Result<Datatype> {
+        Ok(self.state()?.info.dtype)
+    }
+
+    /// Array metadata as read when the volume was (re)opened.
+    pub fn metadata(&self) -> Result<BTreeMap<String, MetaValue>> {
+        Ok(self.state()?.metadata.clone())
+    }
+
+    /// The `obs_id` metadata, if any.
+    pub fn obs_id(&self) -> Result<Option<String>> {
+        Ok(self.state()?.metadata.get("obs_id").and_then(MetaValue::as_str).map(str::to_owned))
+    }
+
+    /// Writes metadata items in one array session, then reopens the volume.
+    pub fn set_metadata(&self, items: &[(String, MetaValue)]) -> Result<()> {
+        self.with_writer(|a, uri| {
+            for (k, v) in items {
+                a.put_metadata(k, v).at("metadata write", uri)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes metadata keys in one array session, then reopens the volume.
+    pub fn delete_metadata(&self, keys: &[String]) -> Result<()> {
+        self.with_writer(|a, uri| {
+            for k in keys {
+                a.delete_metadata(k).at("metadata delete", uri)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn with_writer(&self, f: impl FnOnce(&mut ffi::Array, &str) -> Result<()>) -> Result<()> {
+        let ctx = self.state()?.ctx.clone();
+        let uri = &self.inner.uri;
+        let mut array = ffi::Array::open(ctx.tdb(), uri, Mode::Write, None).at("open for writing", uri)?;
+        f(&mut array, uri)?;
+        array.close().at("close", uri)?;
+        // The read handle is a snapshot: reopen so this volume sees what it just wrote.
+        *self.inner.state.write() = None;
+        Ok(())
+    }
+
+    /// Writes raw cells (`layout` order, the volume's dtype) into `region`.
+    pub fn write_bytes(&self, region: &Region, data: &[u8], layout: Layout) -> Result<()> {
+        let st = self.state()?;
+        region.check_within(&st.info.shape)?;
+        let want = region.num_cells() as usize * st.info.dtype.size();
+        if data.len() != want {
+            return Err(Error::shape(format!(
+                "data holds {} bytes but region {region} of {} needs {want}",
+                data.len(),
+                st.info.dtype
+            )));
+        }
+        let ranges = self.inclusive(&st, region.ranges());
+        let attr = st.info.attr.clone();
+        drop(st);
+        self.with_writer(|a, uri| a.write_dense(&ranges, layout, &attr, data).at("write", uri))
+    }
+
+    /// Writes `data` (shape = the region's shape, same dtype as the volume) into `region`.
+    pub fn write_region<T: Element>(&self, region: &Region, data: ArrayViewD<'_, T>) -> Result<()> {
+        let st = self.state()?;
+        if st.info.dtype != T::DATATYPE {
+            return Err(Error::Dtype { uri: self.inner.uri.clone(), expected: st.info.dtype, found: T::DATATYPE });
+        }
+        let want = region.shape();
+        if data.shape().iter().map(|&n| n as u64).ne(want.iter().copied()) {
+            return Err(Error::shape(format!(
+                "data of shape {:?} does not fit region {region} of shape {want:?}",
+                data.shape()
+            )));
+        }
+        drop(st);
+        let (bytes, layout) = contiguous_bytes(&data);
+        self.write_bytes(region, &bytes, layout)
+    }
+
+    fn inclusive(&self, st: &OpenState, ranges: &[(u64, u64)]) -> Vec<(i64, i64)> {
+        ranges.iter().zip(&st.info.origin).map(|(&(a, b), &o)| (o + a as i64, o + b as i64 - 1)).collect()
+    }
+
+    /// One TileDB read query of `ranges` into `out` (Fortran order), with read-path counters.
+    fn query(&self, st: &OpenState, ranges: &[(u64, u64)], out: &mut [u8]) -> Result<()> {
+        let r = st.ctx.reads();
+        r.queries.fetch_add(1, Ordering::Relaxed);
+        if r.in_flight.fetch_add(1, Ordering::AcqRel) > 0 {
+            r.parallel_queries.fetch_add(1, Ordering::Relaxed);
+        }
+        let res = st.array.read_dense(&self.inclusive(st, ranges), Layout::ColMajor, &st.info.attr, out);
+        r.in_flight.fetch_sub(1, Ordering::AcqRel);
+        res.at("read", &self.inner.uri)
+    }
+
+    /// Reads `region` into `out`: raw cells of the volume's dtype, Fortran order.
+    ///
+    /// Regions go through the context's tile cache. Whole-volume reads, regions whose tiles exceed
+    /// a quarter of the cache budget, and every read when the cache is disabled stream straight into
+    /// `out`, split into tile-aligned slabs read in parallel: caching them would double their memory,
+    /// and training loops that read whole volumes cycle through more data than a cache holds.
+    pub fn read_into(&self, region: &Region, out: &mut [u8]) -> Result<()> {
+        let st = self.state()?;
+        region.check_within(&st.info.shape)?;
+        let elem = st.info.dtype.size();
+        let want = region.num_cells() as usize * elem;
+        if out.len() != want {
+            return Err(Error::shape(format!("output holds {} bytes; region {region} needs {want}", out.len())));
+        }
+        let reads = st.ctx.reads();
+        reads.regions.fetch_add(1, Ordering::Relaxed);
+        let cache = st.ctx.cache();
+        let footprint = st.grid.footprint_bytes(region, elem);
+        if !cache.enabled() || region.is_full(&st.info.shape) || footprint > cache.budget() as u64 / 4 {
+            reads.bypass_reads.fetch_add(1, Ordering::Relaxed);
+            reads.bypass_bytes.fetch_add(want as u64, Ordering::Relaxed);
+            self.read_direct(&st, region, out)
+        } else {
+            self.read_cached(&st, region, out)
+        }
+    }
+
+    fn read_direct(&self, st: &OpenState, region: &Region, out: &mut [u8]) -> Result<()> {
+        let elem = st.info.dtype.size();
+        let ext_last = st.info.tile_extents[region.ndim() - 1];
+        let workers = st.ctx.config().read.max_workers as usize;
+        let cuts = slab_cuts(region, ext_last, workers * 2);
+        if cuts.len() <= 2 || out.len() < PARALLEL_MIN_BYTES {
+            return self.query(st, region.ranges(), out);
+        }
+        let slabs = split_slabs(region, &cuts, elem, out);
+        st.ctx.pool()?.install(|| slabs.into_par_iter().try_for_each(|(r, chunk)| self.query(st, r.ranges(), chunk)))
+    }
+
+    fn fetch_tile(&self, st: &OpenState, coords: &[u64]) -> Result<Tile> {
+        let b = st.grid.tile_box(coords);
+        let n: u64 = b.iter().map(|&(a, z)| z - a).product();
+        let mut buf = vec![0u8; n as usize * st.info.dtype.size()];
+        self.query(st, &b, &mut buf)?;
+        Ok(Arc::new(buf))
+    }
+
+    /// Reads a group of missing tiles with one query over their bounding box and hands each
+    /// tile to its waiters.
+    fn fetch_group(
+        &self,
+        st: &OpenState,
+        tiles: &[Vec<u64>],
+        group: Vec<(usize, LoadGuard)>,
+    ) -> Result<Vec<(usize, Tile)>> {
+        if let [(i, _)] = group.as_slice() {
+            let i = *i;
+            let tile = self.fetch_tile(st, &tiles[i])?;
+            let (_, guard) = group.into_iter().next().expect("one element");
+            guard.fulfill(tile.clone());
+            return Ok(vec![(i, tile)]);
+        }
+        let elem = st.info.dtype.size();
+        let boxes: Vec<Vec<(u64, u64)>> = group.iter().map(|(i, _)| st.grid.tile_box(&tiles[*i])).collect();
+        let bbox: Vec<(u64, u64)> = (0..boxes[0].len())
+            .map(|d| (boxes.iter().map(|b| b[d].0).min().unwrap_or(0), boxes.iter().map(|b| b[d].1).max().unwrap_or(0)))
+            .collect();
+        let bshape: Vec<usize> = bbox.iter().map(|&(a, b)| (b - a) as usize).collect();
+        let mut buf = vec![0u8; bshape.iter().product::<usize>() * elem];
+        self.query(st, &bbox, &mut buf)?;
+        let mut out = Vec::with_capacity(group.len());
+        for ((i, guard), tb) in group.into_iter().zip(boxes) {
+            let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
+            let off: Vec<usize> = tb.iter().zip(&bbox).map(|(t, b)| (t.0 - b.0) as usize).collect();
+            let mut t = vec![0u8; tshape.iter().product::<usize>() * elem];
+            copy_box(elem, &buf, &bshape, &off, &mut t, &tshape, &vec![0; tshape.len()], &tshape);
+            let tile: Tile = Arc::new(t);
+            guard.fulfill(tile.clone());
+            out.push((i, tile));
+        }
+        Ok(out)
+    }
+
+    fn read_cached(&self, st: &OpenState, region: &Region, out: &mut [u8]) -> Result<()> {
+        let tiles = st.grid.tiles_overlapping(region);
+        let keys: Vec<TileKey> = tiles.iter().map(|c| (st.version, st.grid.linear(c))).collect();
+        let mut have: Vec<(usize, Tile)> = Vec::with_capacity(tiles.len());
+        let mut loads: Vec<(usize, LoadGuard)> = Vec::new();
+        let mut waits: Vec<(usize, Arc<LoadCell>)> = Vec::new();
+        for (i, l) in st.ctx.cache().lookup_many(&keys).into_iter().enumerate() {
+            match l {
+                Lookup::Hit(t) => have.push((i, t)),
+                Lookup::Load(g) => loads.push((i, g)),
+                Lookup::Wait(c) => waits.push((i, c)),
+            }
+        }
+        let groups = group_missing(&tiles, loads);
+        let fetched: Vec<Result<Vec<(usize, Tile)>>> = if groups.len() > 1 {
+            st.ctx.pool()?.install(|| groups.into_par_iter().map(|g| self.fetch_group(st, &tiles, g)).collect())
+        } else {
+            groups.into_iter().map(|g| self.fetch_group(st, &tiles, g)).collect()
+        };
+        for f in fetched {
+            have.extend(f?);
+        }
+        for (i, cell) in waits {
+            let tile = match cell.wait() {
+                Some(t) => t,
+                None => self.fetch_tile(st, &tiles[i])?,
+            };
+            have.push((i, tile));
+        }
+        self.assemble(st, region, &tiles, &have, out)
+    }
+
+    /// Copies the parts of `have` (tiles) inside `region` into `out`.
+    fn assemble(
+        &self,
+        st: &OpenState,
+        region: &Region,
+        tiles: &[Vec<u64>],
+        have: &[(usize, Tile)],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let elem = st.info.dtype.size();
+        let copy_into = |sub: &Region, dst: &mut [u8]| {
+            let dshape = usize_vec(&sub.shape());
+            for (i, tile) in have {
+                let tb = st.grid.tile_box(&tiles[*i]);
+                let Some(inter) = intersect(&tb, sub.ranges()) else { continue };
+                let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
+                let soff: Vec<usize> = inter.iter().zip(&tb).map(|(x, t)| (x.0 - t.0) as usize).collect();
+                let doff: Vec<usize> = inter.iter().zip(sub.ranges()).map(|(x, r)| (x.0 - r.0) as usize).collect();
+                let ext: Vec<usize> = inter.iter().map(|&(a, b)| (b - a) as usize).collect();
+                copy_box(elem, tile, &tshape, &soff, dst, &dshape, &doff, &ext);
+            }
+        };
+        let ext_last = st.info.tile_extents[region.ndim() - 1];
+        let workers = st.ctx.config().read.max_workers as usize;
+        let cuts = slab_cuts(region, ext_last, workers * 2);
+        if cuts.len() <= 2 || out.len() < PARALLEL_MIN_BYTES {
+            copy_into(region, out);
+            return Ok(());
+        }
+        let slabs = split_slabs(region, &cuts, elem, out);
+        st.ctx.pool()?.install(|| slabs.into_par_iter().for_each(|(r, chunk)| copy_into(&r, chunk)));
+        Ok(())
+    }
+
+    /// Reads `region` into an array of `T` (which must be the volume's dtype), Fortran order.
+    pub fn read_region<T: Element>(&self, region: &Region) -> Result<ArrayD<T>> {
+        let dtype = self.dtype()?;
+        if dtype != T::DATATYPE {
+            return Err(Error::Dtype { uri: self.inner.uri.clone(), expected: dtype, found: T::DATATYPE });
+        }
+        let mut v = vec![T::zeroed(); region.num_cells() as usize];
+        self.read_into(region, bytemuck::cast_slice_mut(&mut v))?;
+        let shape: Vec<usize> = usize_vec(&region.shape());
+        ArrayD::from_shape_vec(IxDyn(&shape).f(), v).map_err(|e| Error::shape(e.to_string()))
+    }
+
+    /// Reads the whole volume.
+    pub fn read_all<T: Element>(&self) -> Result<ArrayD<T>> {
+        self.read_region(&Region::full(&self.shape()?))
+    }
+
+    /// Reads `region` into an array of the volume's own dtype.
+    pub fn read_region_dyn(&self, region: &Region) -> Result<VolumeData> {
+        let dtype = self.dtype()?;
+        with_voxel_type!(dtype, T => {
+            let a = self.read_region::<T>(region)?;
+            Ok(VolumeData::from(a))
+        }, _ => Err(Error::UnsupportedDtype(dtype.to_string())))
+    }
+}
+
+/// Cells of `data` as bytes in a layout TileDB accepts, copying only if `data` is strided.
+fn contiguous_bytes<'a, T: Element>(data: &ArrayViewD<'a, T>) -> (std::borrow::Cow<'a, [u8]>, Layout) {
+    use std::borrow::Cow;
+    if let Some(s) = data.clone().to_slice() {
+        return (Cow::Borrowed(bytemuck::cast_slice(s)), Layout::RowMajor);
+    }
+    if data.t().is_standard_layout() {
+        if let Some(s) = data.clone().to_slice_memory_order() {
+            return (Cow::Borrowed(bytemuck::cast_slice(s)), Layout::ColMajor);
+        }
+    }
+    let owned: Vec<T> = data.iter().copied().collect();
+    (Cow::Owned(bytemuck::cast_slice(&owned).to_vec()), Layout::RowMajor)
+}
+
+/// Groups missing tiles into boxes fetched with one query each: all of them if they fill their
+/// bounding box, else runs along axis 0.
+fn group_missing(tiles: &[Vec<u64>], loads: Vec<(usize, LoadGuard)>) -> Vec<Vec<(usize, LoadGuard)>> {
+    if loads.len() <= 1 {
+        return if loads.is_empty() { vec![] } else { vec![loads] };
+    }
+    let nd = tiles[0].len();
+    let span: u64 = (0..nd)
+        .map(|d| {
+            let lo = loads.iter().map(|(i, _)| tiles[*i][d]).min().unwrap_or(0);
+            let hi = loads.iter().map(|(i, _)| tiles[*i][d]).max().unwrap_or(0);
+            hi - lo + 1
+        })
+        .product();
+    if span == loads.len() as u64 {
+        return vec![loads];
+    }
+    let mut groups: Vec<Vec<(usize, LoadGuard)>> = Vec::new();
+    for (i, g) in loads {
+        let extends = groups.last().is_some_and(|last| {
+            let (j, _) = last.last().expect("groups are never empty");
+            tiles[*j][1..] == tiles[i][1..] && tiles[*j][0] + 1 == tiles[i][0]
+        });
+        if extends {
+            groups.last_mut().expect("checked").push((i, g));
+        } else {
+            groups.push(vec![(i, g)]);
+        }
+    }
+    groups
+}
+
+macro_rules! volume_data_from {
+    ($($t:ty => $v:ident),* $(,)?) => {
+        $(impl From<ArrayD<$t>> for VolumeData {
+            fn from(a: ArrayD<$t>) -> Self { VolumeData::$v(a) }
+        })*
+    };
+}
+
+volume_data_from!(
+    i8 => Int8, u8 => UInt8, i16 => Int16, u16 => UInt16, i32 => Int32, u32 => UInt32,
+    i64 => Int64, u64 => UInt64, f32 => Float32, f64 => Float64,
+);
+
+impl VolumeData {
+    /// Shape of the array.
+    pub fn shape(&self) -> &[usize] {
+        macro_rules! s { ($($v:ident),*) => { match self { $(VolumeData::$v(a) => a.shape()),* } } }
+        s!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
+    }
+}
