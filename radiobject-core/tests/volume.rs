@@ -4,9 +4,7 @@ mod common;
 
 use common::{TempUri, ctx_with, phantom_f32};
 use ndarray::{ArrayD, IxDyn, ShapeBuilder, s};
-use radiobject_core::{
-    Datatype, Error, MetaValue, Region, SliceOrientation, Volume, WriteConfig, config::TileConfig,
-};
+use radiobject_core::{Datatype, Error, MetaValue, Region, SliceOrientation, Volume, WriteConfig, config::TileConfig};
 
 fn write_cfg(orientation: SliceOrientation) -> WriteConfig {
     WriteConfig { tile: TileConfig { orientation, ..Default::default() }, ..Default::default() }
@@ -17,7 +15,9 @@ fn round_trip_regions_every_orientation() {
     let tmp = TempUri::new();
     let ctx = ctx_with(|_| {});
     let data = phantom_f32(&[37, 29, 23]);
-    for o in [SliceOrientation::Axial, SliceOrientation::Sagittal, SliceOrientation::Coronal, SliceOrientation::Isotropic] {
+    for o in
+        [SliceOrientation::Axial, SliceOrientation::Sagittal, SliceOrientation::Coronal, SliceOrientation::Isotropic]
+    {
         let uri = tmp.uri(o.as_str());
         let vol = Volume::from_array(&uri, data.view(), &ctx, &write_cfg(o)).unwrap();
         assert_eq!(vol.shape().unwrap(), vec![37, 29, 23]);
@@ -33,7 +33,11 @@ fn round_trip_regions_every_orientation() {
         ] {
             let region = Region::new(r.to_vec());
             let got = vol.read_region::<f32>(&region).unwrap();
-            let want = data.slice(s![r[0].0 as usize..r[0].1 as usize, r[1].0 as usize..r[1].1 as usize, r[2].0 as usize..r[2].1 as usize]);
+            let want = data.slice(s![
+                r[0].0 as usize..r[0].1 as usize,
+                r[1].0 as usize..r[1].1 as usize,
+                r[2].0 as usize..r[2].1 as usize
+            ]);
             assert_eq!(got, want.into_dyn(), "{o:?} region {region}");
             // a second read (cache hits) returns the same
             assert_eq!(vol.read_region::<f32>(&region).unwrap(), got);
@@ -105,7 +109,10 @@ fn region_writes_and_reopen_see_new_data_not_stale_tiles() {
     let other = Volume::open(&uri, &ctx).unwrap();
     assert_eq!(other.read_region::<f32>(&region).unwrap(), patch);
     // Outside the patch nothing changed.
-    assert_eq!(other.read_region::<f32>(&Region::new(vec![(12, 20), (0, 20), (0, 20)])).unwrap(), data.slice(s![12..20, .., ..]).into_dyn());
+    assert_eq!(
+        other.read_region::<f32>(&Region::new(vec![(12, 20), (0, 20), (0, 20)])).unwrap(),
+        data.slice(s![12..20, .., ..]).into_dyn()
+    );
 }
 
 #[test]
@@ -116,11 +123,20 @@ fn bad_inputs_give_typed_errors_and_write_nothing() {
     assert!(matches!(Volume::open(&tmp.uri("nope"), &ctx), Err(Error::NotFound { .. })));
     // 2D and 5D
     let d2 = ArrayD::<f32>::zeros(IxDyn(&[4, 4]));
-    assert!(matches!(Volume::from_array(&tmp.uri("d2"), d2.view(), &ctx, &WriteConfig::default()), Err(Error::Shape { .. })));
+    assert!(matches!(
+        Volume::from_array(&tmp.uri("d2"), d2.view(), &ctx, &WriteConfig::default()),
+        Err(Error::Shape { .. })
+    ));
     let d5 = ArrayD::<f32>::zeros(IxDyn(&[2, 2, 2, 2, 2]));
-    assert!(matches!(Volume::from_array(&tmp.uri("d5"), d5.view(), &ctx, &WriteConfig::default()), Err(Error::Shape { .. })));
+    assert!(matches!(
+        Volume::from_array(&tmp.uri("d5"), d5.view(), &ctx, &WriteConfig::default()),
+        Err(Error::Shape { .. })
+    ));
     let z = ArrayD::<f32>::zeros(IxDyn(&[4, 0, 4]));
-    assert!(matches!(Volume::from_array(&tmp.uri("z"), z.view(), &ctx, &WriteConfig::default()), Err(Error::Shape { .. })));
+    assert!(matches!(
+        Volume::from_array(&tmp.uri("z"), z.view(), &ctx, &WriteConfig::default()),
+        Err(Error::Shape { .. })
+    ));
     for name in ["d2", "d5", "z"] {
         assert!(!std::path::Path::new(&tmp.uri(name)).exists(), "{name} left something behind");
     }
