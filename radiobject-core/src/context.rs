@@ -214,6 +214,48 @@ impl Context {
     pub fn supports_s3(&self) -> bool {
         self.inner.tdb.supports_s3()
     }
+
+    /// What TileDB object exists at `uri`, if any.
+    pub fn object_kind(&self, uri: &str) -> Result<Option<ObjectKind>> {
+        Ok(match self.inner.tdb.object_type(uri).at("object type", uri)? {
+            ffi::ObjectType::Array => Some(ObjectKind::Array),
+            ffi::ObjectType::Group => Some(ObjectKind::Group),
+            ffi::ObjectType::Invalid => None,
+        })
+    }
+
+    /// Removes the directory or prefix at `uri` with everything below it (no-op if absent).
+    pub fn remove_uri(&self, uri: &str) -> Result<()> {
+        let vfs = self.vfs()?;
+        if vfs.is_dir(uri).at("remove", uri)? {
+            vfs.remove_dir(uri).at("remove", uri)?;
+        } else if vfs.is_file(uri).at("remove", uri)? {
+            vfs.remove_file(uri).at("remove", uri)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the S3 bucket of an `s3://bucket/...` URI if it does not exist yet.
+    pub fn ensure_bucket(&self, uri: &str) -> Result<()> {
+        let Some(rest) = uri.strip_prefix("s3://") else {
+            return Err(Error::Invalid(format!("{uri} is not an s3:// URI")));
+        };
+        let bucket = format!("s3://{}", rest.split('/').next().unwrap_or_default());
+        let vfs = self.vfs()?;
+        if !vfs.is_bucket(&bucket).at("bucket check", &bucket)? {
+            vfs.create_bucket(&bucket).at("bucket create", &bucket)?;
+        }
+        Ok(())
+    }
+}
+
+/// Kind of TileDB object at a URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A TileDB array.
+    Array,
+    /// A TileDB group.
+    Group,
 }
 
 fn snapshot_inner(inner: &Inner) -> Result<CounterSnapshot> {

@@ -146,6 +146,11 @@ element!(
     i64 => Int64, u64 => UInt64, f32 => Float32, f64 => Float64,
 );
 
+/// Views a slice of voxels as raw bytes (for reading into caller-provided buffers).
+pub fn as_bytes_mut<T: Element>(s: &mut [T]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

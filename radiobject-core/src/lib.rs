@@ -34,7 +34,7 @@ pub use config::{
     CompressionConfig, Compressor, OrientationConfig, RadiObjectConfig, ReadConfig, S3Config, SliceOrientation,
     TileConfig, WriteConfig, configure, global_config, reset_config,
 };
-pub use context::{Context, global_context, process_snapshot, reset_global_context};
+pub use context::{Context, ObjectKind, global_context, process_snapshot, reset_global_context};
 pub use dtype::{Datatype, Element, Layout};
 pub use error::{Error, Result, TdbError};
 pub use metadata::MetaValue;

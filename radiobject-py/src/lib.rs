@@ -1,0 +1,37 @@
+//! `radiobject._radiobject`: the native module behind the `radiobject` Python package.
+//!
+//! Every method here is thin: extract Python arguments into owned Rust values, run the core with
+//! the GIL released (`py.detach`), convert the result. Errors cross the boundary only through
+//! [`error::to_pyerr`].
+
+#![deny(unsafe_code)]
+
+mod context;
+mod error;
+mod volume;
+
+use pyo3::prelude::*;
+
+/// The libtiledb version loaded, e.g. ``(2, 30, 0)``.
+#[pyfunction]
+fn tiledb_version() -> (i32, i32, i32) {
+    radiobject_core::tiledb_version()
+}
+
+/// Native module of the `radiobject` package.
+#[pymodule]
+fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<context::PyContext>()?;
+    m.add_class::<context::PyStatsScope>()?;
+    m.add_class::<volume::PyVolume>()?;
+    m.add_function(wrap_pyfunction!(context::global_context, m)?)?;
+    m.add_function(wrap_pyfunction!(context::validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(context::set_global_config, m)?)?;
+    m.add_function(wrap_pyfunction!(context::global_config_json, m)?)?;
+    m.add_function(wrap_pyfunction!(context::reset_global_config, m)?)?;
+    m.add_function(wrap_pyfunction!(context::tiledb_params, m)?)?;
+    m.add_function(wrap_pyfunction!(context::process_snapshot_json, m)?)?;
+    m.add_function(wrap_pyfunction!(volume::read_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(tiledb_version, m)?)?;
+    Ok(())
+}
