@@ -135,6 +135,12 @@ def _coerce_section(cls: type, obj: Any) -> Any:
         from radiobject.exceptions import ConfigurationError
 
         raise ConfigurationError(f"{cls.__name__} expects a mapping or a {cls.__name__}, got {type(obj).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        from radiobject.exceptions import ConfigurationError
+
+        raise ConfigurationError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(known)}")
     return cls(**data)
 
 

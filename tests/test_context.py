@@ -1,0 +1,111 @@
+"""Contexts: shared by threads, never by processes, fork-safe."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import radiobject as ro
+from radiobject import ReadConfig, TileDBStats, Volume
+from radiobject.parallel import ctx_for_process, ctx_for_threads
+
+
+def test_ctx_for_threads_is_the_same_context():
+    g = ro.get_tiledb_ctx()
+    assert ctx_for_threads() == g
+    assert ro.tdb_ctx() == g
+    mine = ro.Context()
+    assert ctx_for_threads(mine) == mine
+
+
+def test_ctx_for_process_is_new_and_isolated(tmp_uri, make_phantom):
+    ro.configure(read=ReadConfig(tile_cache_size_mb=32, max_workers=3))
+    base = ro.get_tiledb_ctx()
+    vol = Volume.from_numpy(tmp_uri(), make_phantom())
+    vol[0:10, 0:10, 0:10]
+    assert base.cache_info()[1] > 0
+    fresh = ctx_for_process()
+    assert fresh != base and fresh.id != base.id
+    assert fresh.cache_info()[:2] == (0, 0)  # empty cache
+    assert fresh.config_json() == base.config_json()
+    from_base = ctx_for_process(base)
+    assert from_base != base and from_base.config_json() == base.config_json()
+
+
+def test_threads_share_one_cache(tmp_uri, make_phantom):
+    ctx = ro.Context({"read": {"tile_cache_size_mb": 64}})
+    vol = Volume.from_numpy(tmp_uri(), make_phantom(), ctx=ctx)
+    t = threading.Thread(target=lambda: vol[5:25, 5:25, 5:25])
+    t.start()
+    t.join()
+    with TileDBStats(ctx) as s:
+        vol[5:25, 5:25, 5:25]
+    assert s.cache_stats().cache_misses == 0 and s.cache_stats().cache_hits == 20  # 20 axial tiles
+
+
+def _child_reads(vol: Volume, uri: str, parent_ctx_id: int, parent_pid: int) -> int:
+    """Runs in the forked child; returns an exit status (0 = all checks passed)."""
+    try:
+        g = ro.get_tiledb_ctx()
+        if g.pid != os.getpid() or g.pid == parent_pid:
+            return 2
+        a = vol[0:16, 0:16, 0:16]  # a volume opened by the parent reopens in the child
+        if vol.context.pid != os.getpid():
+            return 3
+        b = Volume(uri)[0:16, 0:16, 0:16]
+        if not np.array_equal(a, b):
+            return 4
+        new = ro.Volume.from_numpy(uri + "_child", a)  # writes work too
+        if not np.array_equal(new[:], a):
+            return 5
+        return 0
+    except Exception as exc:  # noqa: BLE001 - report anything as a failure code
+        print("child failed:", repr(exc), flush=True)
+        return 1
+
+
+@pytest.mark.timeout(120)
+def test_fork_while_parent_holds_an_active_context(tmp_uri, make_phantom):
+    ro.configure(read=ReadConfig(max_workers=2, concurrency=2))
+    uri = tmp_uri()
+    data = make_phantom()
+    vol = Volume.from_numpy(uri, data)
+    parent = ro.get_tiledb_ctx()
+    # Make the parent's context busy: worker pool started, TileDB threads used, cache filled,
+    # and a reader thread still running while we fork.
+    ro.parallel.read_regions([(vol, [(0, 48), (0, 40), (i, i + 1)]) for i in range(32)])
+    stop = threading.Event()
+
+    def keep_reading():
+        while not stop.is_set():
+            vol[0:20, 0:20, 0:20]
+
+    bg = threading.Thread(target=keep_reading, daemon=True)
+    bg.start()
+    try:
+        pid = os.fork()
+        if pid == 0:  # child
+            os._exit(_child_reads(vol, uri, parent.id, os.getppid()))
+        _, status = os.waitpid(pid, 0)
+    finally:
+        stop.set()
+        bg.join()
+    assert os.WIFEXITED(status), "child crashed or hung"
+    assert os.WEXITSTATUS(status) == 0, f"child check failed with code {os.WEXITSTATUS(status)}"
+    # the parent's context is untouched and still works
+    assert ro.get_tiledb_ctx() == parent
+    np.testing.assert_array_equal(vol[:], data)
+    np.testing.assert_array_equal(Volume(uri + "_child")[:], data[0:16, 0:16, 0:16])
+
+
+def test_pickled_volume_reopens(tmp_uri, make_phantom):
+    import pickle
+
+    data = make_phantom()
+    vol = Volume.from_numpy(tmp_uri(), data)
+    clone = pickle.loads(pickle.dumps(vol))
+    np.testing.assert_array_equal(clone[1:5, 2:6, 3:7], data[1:5, 2:6, 3:7])
+    assert clone.uri == vol.uri
