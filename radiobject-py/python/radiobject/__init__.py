@@ -50,6 +50,7 @@ from radiobject.exceptions import (
     StorageError,
     ViewError,
 )
+from radiobject import parallel
 from radiobject.stats import CacheStats, S3Stats, TileDBStats
 from radiobject.utils import delete_tiledb_uri, uri_exists
 from radiobject.volume import Volume
