@@ -21,6 +21,7 @@
 pub(crate) mod cache;
 pub mod config;
 pub mod context;
+pub mod dataframe;
 pub mod dtype;
 pub mod error;
 mod ffi;

@@ -263,6 +263,7 @@ owned_handle!(OwnedSubarray, sys::tiledb_subarray_t, tiledb_subarray_free);
 owned_handle!(OwnedQuery, sys::tiledb_query_t, tiledb_query_free);
 owned_handle!(OwnedCondition, sys::tiledb_query_condition_t, tiledb_query_condition_free);
 owned_handle!(OwnedVfs, sys::tiledb_vfs_t, tiledb_vfs_free);
+owned_handle!(OwnedEvolution, sys::tiledb_array_schema_evolution_t, tiledb_array_schema_evolution_free);
 
 struct OwnedString(*mut sys::tiledb_string_t);
 
@@ -518,6 +519,42 @@ impl Ctx {
         Ok(list)
     }
 
+    fn attribute(&self, a: &AttrSpec) -> TdbResult<OwnedAttribute> {
+        let ctx = self.ptr();
+        let name = cstring(&a.name)?;
+        let mut attr = OwnedAttribute(ptr::null_mut());
+        // SAFETY: the context is live; name outlives the call.
+        self.check(unsafe { sys::tiledb_attribute_alloc(ctx, name.as_ptr(), datatype_raw(a.datatype), &mut attr.0) })?;
+        if a.var {
+            // SAFETY: attr is live; u32::MAX is TILEDB_VAR_NUM.
+            self.check(unsafe { sys::tiledb_attribute_set_cell_val_num(ctx, attr.0, u32::MAX) })?;
+        }
+        if a.nullable {
+            // SAFETY: attr is live.
+            self.check(unsafe { sys::tiledb_attribute_set_nullable(ctx, attr.0, 1) })?;
+        }
+        let fl = self.filter_list(&a.filters)?;
+        // SAFETY: both handles are live.
+        self.check(unsafe { sys::tiledb_attribute_set_filter_list(ctx, attr.0, fl.0) })?;
+        Ok(attr)
+    }
+
+    /// Adds attributes to an existing array (schema evolution); existing cells read as null (or
+    /// the fill value for non-nullable attributes).
+    pub fn add_attributes(&self, uri: &str, attrs: &[AttrSpec]) -> TdbResult<()> {
+        let curi = cstring(uri)?;
+        let mut evo = OwnedEvolution(ptr::null_mut());
+        // SAFETY: the context is live; the out-pointer is valid.
+        self.check(unsafe { sys::tiledb_array_schema_evolution_alloc(self.ptr(), &mut evo.0) })?;
+        for a in attrs {
+            let attr = self.attribute(a)?;
+            // SAFETY: both handles are live; the evolution copies the attribute.
+            self.check(unsafe { sys::tiledb_array_schema_evolution_add_attribute(self.ptr(), evo.0, attr.0) })?;
+        }
+        // SAFETY: the evolution is live; curi outlives the call.
+        self.check(unsafe { sys::tiledb_array_evolve(self.ptr(), curi.as_ptr(), evo.0) })
+    }
+
     /// Creates an array at `uri` with the given schema. Fails if anything exists there.
     pub fn create_array(&self, uri: &str, spec: &SchemaSpec) -> TdbResult<()> {
         let curi = cstring(uri)?;
@@ -572,23 +609,7 @@ impl Ctx {
         // SAFETY: all handles are live.
         self.check(unsafe { sys::tiledb_array_schema_set_domain(ctx, schema.0, domain.0) })?;
         for a in &spec.attrs {
-            let name = cstring(&a.name)?;
-            let mut attr = OwnedAttribute(ptr::null_mut());
-            // SAFETY: the context is live; name outlives the call.
-            self.check(unsafe {
-                sys::tiledb_attribute_alloc(ctx, name.as_ptr(), datatype_raw(a.datatype), &mut attr.0)
-            })?;
-            if a.var {
-                // SAFETY: attr is live; u32::MAX is TILEDB_VAR_NUM.
-                self.check(unsafe { sys::tiledb_attribute_set_cell_val_num(ctx, attr.0, u32::MAX) })?;
-            }
-            if a.nullable {
-                // SAFETY: attr is live.
-                self.check(unsafe { sys::tiledb_attribute_set_nullable(ctx, attr.0, 1) })?;
-            }
-            let fl = self.filter_list(&a.filters)?;
-            // SAFETY: both handles are live.
-            self.check(unsafe { sys::tiledb_attribute_set_filter_list(ctx, attr.0, fl.0) })?;
+            let attr = self.attribute(a)?;
             // SAFETY: both handles are live; the schema copies the attribute.
             self.check(unsafe { sys::tiledb_array_schema_add_attribute(ctx, schema.0, attr.0) })?;
         }

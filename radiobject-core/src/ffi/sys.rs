@@ -39,6 +39,7 @@ opaque!(
     tiledb_string_t,
     tiledb_vfs_t,
     tiledb_query_condition_t,
+    tiledb_array_schema_evolution_t,
 );
 
 pub type tiledb_datatype_t = u32;
@@ -450,6 +451,23 @@ unsafe extern "C" {
         value: *mut *const c_void,
     ) -> capi_return_t;
     pub fn tiledb_array_delete(ctx: *mut tiledb_ctx_t, uri: *const c_char) -> capi_return_t;
+
+    // schema evolution
+    pub fn tiledb_array_schema_evolution_alloc(
+        ctx: *mut tiledb_ctx_t,
+        evolution: *mut *mut tiledb_array_schema_evolution_t,
+    ) -> i32;
+    pub fn tiledb_array_schema_evolution_free(evolution: *mut *mut tiledb_array_schema_evolution_t);
+    pub fn tiledb_array_schema_evolution_add_attribute(
+        ctx: *mut tiledb_ctx_t,
+        evolution: *mut tiledb_array_schema_evolution_t,
+        attribute: *mut tiledb_attribute_t,
+    ) -> i32;
+    pub fn tiledb_array_evolve(
+        ctx: *mut tiledb_ctx_t,
+        array_uri: *const c_char,
+        evolution: *mut tiledb_array_schema_evolution_t,
+    ) -> capi_return_t;
 
     // subarray / query
     pub fn tiledb_subarray_alloc(
