@@ -1,0 +1,216 @@
+# Type stubs for the native module `radiobject._radiobject` (radiobject-py/src/*.rs), written by
+# hand and checked against the compiled module by `python -m mypy.stubtest radiobject._radiobject`
+# (tests/test_stubs.py). Keep them in step with the #[pyclass]/#[pyfunction] definitions.
+#
+# Regions are sequences of half-open `(start, stop)` voxel ranges, one per axis. "Configuration"
+# arguments accept `None` (the global configuration), a JSON string, a `RadiObjectConfig`, or any
+# mapping / pydantic model / OmegaConf config that `radiobject.ctx._config_json` understands; invalid
+# ones raise `radiobject.exceptions.ConfigurationError`.
+
+from collections.abc import Sequence
+from typing import Any, Literal, final
+
+import numpy.typing as npt
+
+__all__ = [
+    "Context",
+    "StatsScope",
+    "NativeVolume",
+    "global_context",
+    "validate_config",
+    "set_global_config",
+    "global_config_json",
+    "reset_global_config",
+    "tiledb_params",
+    "process_snapshot_json",
+    "read_batch",
+    "tiledb_version",
+]
+
+_Region = Sequence[tuple[int, int]]
+# What metadata values come back as: STRING_UTF8 -> str, one integer/float -> int/float, several
+# -> a tuple, BLOB and uninterpreted types -> bytes.
+_MetaValue = str | int | float | bytes | tuple[int, ...] | tuple[float, ...]
+
+@final
+class Context:
+    """A TileDB context with its tile cache, counters and worker pool.
+
+    Threads share a context (and its cache); processes never do. ``Context()`` builds a new,
+    isolated context from the global configuration; ``Context(config)`` from a configuration.
+    Two ``Context`` objects compare equal when they are handles of the same context.
+    """
+
+    def __new__(cls, config: object | None = None) -> Context: ...
+    @property
+    def id(self) -> int:
+        """Unique id of this context within its process."""
+
+    @property
+    def pid(self) -> int:
+        """Id of the process that created this context."""
+
+    def config_json(self) -> str:
+        """The configuration this context was built from, as JSON."""
+
+    def tiledb_params(self) -> list[tuple[str, str]]:
+        """The TileDB config parameters this context was built with (no credentials)."""
+
+    def cache_info(self) -> tuple[int, int, int]:
+        """``(bytes, tiles, budget_bytes)`` of the tile cache now."""
+
+    def clear_cache(self) -> None:
+        """Empties the tile cache (its counters keep counting)."""
+
+    def for_current_process(self) -> Context:
+        """This context in the calling process: itself, or in a forked child a fresh context with
+        the same configuration (one per child)."""
+
+    def supports_s3(self) -> bool:
+        """Whether this libtiledb build can reach S3."""
+
+    def snapshot_json(self) -> str:
+        """All counters of this context now, as JSON ``{"counters": {...}, "timers": {...}}``."""
+
+    def object_type(self, uri: str) -> Literal["array", "group"] | None:
+        """What TileDB object exists at ``uri``, if any."""
+
+    def remove(self, uri: str) -> None:
+        """Removes ``uri`` (directory or S3 prefix) with everything below it; no-op if absent."""
+
+    def ensure_bucket(self, uri: str) -> None:
+        """Creates the bucket of an ``s3://bucket/...`` URI if missing."""
+
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class StatsScope:
+    """Measures counters between construction and ``end()``, for one context or, with ``None``,
+    every context of the process (including ones created inside the scope)."""
+
+    def __new__(cls, ctx: Context | None = None) -> StatsScope: ...
+    def end(self) -> None:
+        """Stops measuring; later calls return the fixed result."""
+
+    def delta_json(self) -> str:
+        """The measured difference as JSON ``{"counters": ..., "timers": ...}`` (so far, if not
+        ended)."""
+
+    def cache_stats(self) -> tuple[int, int, int, int]:
+        """``(cache_hits, cache_misses, tile_bytes_read, vfs_read_bytes)`` of the delta."""
+
+    def s3_stats(self) -> tuple[int, int, int, int, int, int]:
+        """``(read_ops, parallelized_reads, write_ops, total_bytes_read, total_bytes_written,
+        read_queries)`` of the delta."""
+
+@final
+class NativeVolume:
+    """Open handle of one volume (the array stays open for reading). Not constructible directly:
+    use :meth:`open`, :meth:`create` or :meth:`from_numpy`."""
+
+    @staticmethod
+    def open(uri: str, ctx: Context) -> NativeVolume:
+        """Opens the volume at ``uri`` through ``ctx``."""
+
+    @staticmethod
+    def create(
+        uri: str,
+        shape: Sequence[int],
+        dtype: str,
+        ctx: Context,
+        write_json: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> NativeVolume:
+        """Creates an empty volume of ``shape`` and ``dtype`` (a NumPy dtype name)."""
+
+    @staticmethod
+    def from_numpy(
+        uri: str,
+        data: npt.NDArray[Any],
+        ctx: Context,
+        write_json: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> NativeVolume:
+        """Creates a volume holding ``data`` (any NumPy array of a voxel dtype, C/F order or
+        strided), writing ``metadata`` in the same array session."""
+
+    @property
+    def uri(self) -> str:
+        """The array URI."""
+
+    @property
+    def shape(self) -> list[int]:
+        """Voxels along each axis."""
+
+    @property
+    def dtype(self) -> str:
+        """NumPy dtype name of the voxels."""
+
+    @property
+    def tile_extents(self) -> list[int]:
+        """Tile extent along each axis."""
+
+    @property
+    def cell_order(self) -> Literal["row-major", "col-major"]:
+        """Cell order within tiles."""
+
+    @property
+    def filters(self) -> list[str]:
+        """Compression filters of the voxels, e.g. ``["zstd(3)"]``."""
+
+    @property
+    def context(self) -> Context:
+        """The context this volume reads through."""
+
+    def metadata(self) -> dict[str, _MetaValue]:
+        """Array metadata (as of the last open)."""
+
+    def set_metadata(self, items: dict[str, Any]) -> None:
+        """Writes metadata items in one array session (str, int, bool, float, bytes, or a list
+        of numbers)."""
+
+    def delete_metadata(self, keys: Sequence[str]) -> None:
+        """Deletes metadata keys in one array session."""
+
+    def read(self, region: _Region) -> npt.NDArray[Any]:
+        """Reads the region into a new Fortran-ordered array (no extra copy)."""
+
+    def read_into(self, region: _Region, out: npt.NDArray[Any]) -> None:
+        """Reads the region into ``out`` (a writeable Fortran-contiguous array of the region's shape
+        and the volume's dtype)."""
+
+    def write(self, region: _Region, data: npt.NDArray[Any]) -> None:
+        """Writes ``data`` (same dtype as the volume, shape of the region) into the region."""
+
+    def reopen(self) -> None:
+        """Drops the open handle and reopens the array (sees writes made elsewhere)."""
+
+def global_context() -> Context:
+    """The process-wide context (built lazily from the global configuration; rebuilt after
+    ``configure()`` and in a forked child)."""
+
+def validate_config(config: object) -> str:
+    """Validates a configuration and returns it normalised (every field, as JSON)."""
+
+def set_global_config(config: object) -> None:
+    """Installs a validated configuration as the global one and drops the global context."""
+
+def global_config_json() -> str:
+    """The global configuration as JSON."""
+
+def reset_global_config() -> None:
+    """Restores the default global configuration and drops the global context."""
+
+def tiledb_params(config: object) -> list[tuple[str, str]]:
+    """The TileDB parameters a configuration maps to (no credentials)."""
+
+def process_snapshot_json() -> str:
+    """Counters of every context of this process (live and dropped), as JSON."""
+
+def read_batch(ctx: Context, requests: Sequence[tuple[NativeVolume, _Region]]) -> list[npt.NDArray[Any]]:
+    """Reads many regions of many volumes on ``ctx``'s worker pool, with the GIL released;
+    results in request order."""
+
+def tiledb_version() -> tuple[int, int, int]:
+    """The libtiledb version loaded, e.g. ``(2, 30, 0)``."""
