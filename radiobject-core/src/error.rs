@@ -66,6 +66,11 @@ pub enum Error {
     #[error("unsupported dtype {0}: volumes hold int8..int64, uint8..uint64, float32 or float64")]
     UnsupportedDtype(String),
 
+    /// Identifiers that collide or do not line up (duplicate obs_id, subjects missing from
+    /// obs_meta, collections of different subjects, ...).
+    #[error("{0}")]
+    Alignment(String),
+
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),

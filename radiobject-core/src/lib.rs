@@ -19,12 +19,15 @@
 #![deny(unsafe_code)]
 
 pub(crate) mod cache;
+pub mod collection;
 pub mod config;
 pub mod context;
 pub mod dataframe;
+pub mod dataset;
 pub mod dtype;
 pub mod error;
 mod ffi;
+pub mod group;
 pub mod metadata;
 pub mod parallel;
 pub mod region;

@@ -412,53 +412,8 @@ impl Volume {
         metadata: &[(String, MetaValue)],
         data: Option<(&[u8], Layout)>,
     ) -> Result<Volume> {
-        let uri = uri.trim_end_matches('/');
-        check_shape(shape)?;
-        if !dtype.is_voxel_type() {
-            return Err(Error::UnsupportedDtype(dtype.to_string()));
-        }
-        if let Some((bytes, layout)) = data {
-            let want = shape.iter().product::<u64>() as usize * dtype.size();
-            if bytes.len() != want {
-                return Err(Error::shape(format!(
-                    "data holds {} bytes but shape {shape:?} of {dtype} needs {want}",
-                    bytes.len()
-                )));
-            }
-            if !matches!(layout, Layout::RowMajor | Layout::ColMajor) {
-                return Err(Error::Invalid("volume data must be row- or column-major".into()));
-            }
-        }
-        let ctx = ctx.for_current_process()?;
-        match ctx.tdb().object_type(uri) {
-            Ok(ObjectType::Invalid) => {}
-            Ok(_) => return Err(Error::AlreadyExists { uri: uri.to_owned() }),
-            Err(e) => return Err(Error::storage("create", uri, e)),
-        }
-        let spec = volume_schema(shape, dtype, write);
-        ctx.tdb().create_array(uri, &spec).at("create", uri)?;
-        let written = (|| -> Result<()> {
-            let mut array = ffi::Array::open(ctx.tdb(), uri, Mode::Write, None).at("open for writing", uri)?;
-            if let Some((bytes, layout)) = data {
-                let ranges: Vec<(i64, i64)> = shape.iter().map(|&n| (0, n as i64 - 1)).collect();
-                array.write_dense(&ranges, layout, VOXELS_ATTR, bytes).at("write", uri)?;
-            }
-            array
-                .put_metadata("tile_orientation", &MetaValue::from(write.tile.orientation.as_str()))
-                .at("metadata write", uri)?;
-            for (k, v) in metadata {
-                array.put_metadata(k, v).at("metadata write", uri)?;
-            }
-            array.close().at("close", uri)
-        })();
-        if let Err(e) = written {
-            // Leave nothing half-written behind.
-            if let Ok(vfs) = ctx.vfs() {
-                let _ = vfs.remove_dir(uri);
-            }
-            return Err(e);
-        }
-        Volume::open(uri, &ctx)
+        write_new_volume(uri, shape, dtype, ctx, write, metadata, data)?;
+        Volume::open(uri, ctx)
     }
 
     fn state(&self) -> Result<Arc<OpenState>> {
@@ -781,8 +736,68 @@ impl Volume {
     }
 }
 
+/// Creates a volume array holding `data` and `metadata` (one array session) without opening it
+/// for reading. Validates first; removes the array again if writing fails; refuses existing URIs.
+pub(crate) fn write_new_volume(
+    uri: &str,
+    shape: &[u64],
+    dtype: Datatype,
+    ctx: &Context,
+    write: &WriteConfig,
+    metadata: &[(String, MetaValue)],
+    data: Option<(&[u8], Layout)>,
+) -> Result<()> {
+    let uri = uri.trim_end_matches('/');
+    check_shape(shape)?;
+    if !dtype.is_voxel_type() {
+        return Err(Error::UnsupportedDtype(dtype.to_string()));
+    }
+    if let Some((bytes, layout)) = data {
+        let want = shape.iter().product::<u64>() as usize * dtype.size();
+        if bytes.len() != want {
+            return Err(Error::shape(format!(
+                "data holds {} bytes but shape {shape:?} of {dtype} needs {want}",
+                bytes.len()
+            )));
+        }
+        if !matches!(layout, Layout::RowMajor | Layout::ColMajor) {
+            return Err(Error::Invalid("volume data must be row- or column-major".into()));
+        }
+    }
+    let ctx = ctx.for_current_process()?;
+    match ctx.tdb().object_type(uri) {
+        Ok(ObjectType::Invalid) => {}
+        Ok(_) => return Err(Error::AlreadyExists { uri: uri.to_owned() }),
+        Err(e) => return Err(Error::storage("create", uri, e)),
+    }
+    let spec = volume_schema(shape, dtype, write);
+    ctx.tdb().create_array(uri, &spec).at("create", uri)?;
+    let written = (|| -> Result<()> {
+        let mut array = ffi::Array::open(ctx.tdb(), uri, Mode::Write, None).at("open for writing", uri)?;
+        if let Some((bytes, layout)) = data {
+            let ranges: Vec<(i64, i64)> = shape.iter().map(|&n| (0, n as i64 - 1)).collect();
+            array.write_dense(&ranges, layout, VOXELS_ATTR, bytes).at("write", uri)?;
+        }
+        array
+            .put_metadata("tile_orientation", &MetaValue::from(write.tile.orientation.as_str()))
+            .at("metadata write", uri)?;
+        for (k, v) in metadata {
+            array.put_metadata(k, v).at("metadata write", uri)?;
+        }
+        array.close().at("close", uri)
+    })();
+    if let Err(e) = written {
+        // Leave nothing half-written behind.
+        if let Ok(vfs) = ctx.vfs() {
+            let _ = vfs.remove_dir(uri);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Cells of `data` as bytes in a layout TileDB accepts, copying only if `data` is strided.
-fn contiguous_bytes<'a, T: Element>(data: &ArrayViewD<'a, T>) -> (std::borrow::Cow<'a, [u8]>, Layout) {
+pub(crate) fn contiguous_bytes<'a, T: Element>(data: &ArrayViewD<'a, T>) -> (std::borrow::Cow<'a, [u8]>, Layout) {
     use std::borrow::Cow;
     if let Some(s) = data.clone().to_slice() {
         return (Cow::Borrowed(bytemuck::cast_slice(s)), Layout::RowMajor);
@@ -794,6 +809,19 @@ fn contiguous_bytes<'a, T: Element>(data: &ArrayViewD<'a, T>) -> (std::borrow::C
     }
     let owned: Vec<T> = data.iter().copied().collect();
     (Cow::Owned(bytemuck::cast_slice(&owned).to_vec()), Layout::RowMajor)
+}
+
+/// Metadata of the array at `uri`, read without keeping it open.
+pub(crate) fn read_array_metadata(ctx: &Context, uri: &str) -> Result<BTreeMap<String, MetaValue>> {
+    let array = ffi::Array::open(ctx.tdb(), uri, Mode::Read, None).map_err(|e| classify_open_error(ctx, uri, e))?;
+    array.metadata().at("metadata read", uri)
+}
+
+/// Checksum of voxel bytes as stored in `voxel_checksum` metadata: `xxh3-128:<order>:<hex>`, where
+/// order is `F` or `C`, the order of the bytes hashed.
+pub fn voxel_checksum(bytes: &[u8], layout: Layout) -> String {
+    let order = if layout == Layout::ColMajor { 'F' } else { 'C' };
+    format!("xxh3-128:{order}:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 /// Groups missing tiles into boxes fetched with one query each: all of them if they fill their

@@ -20,6 +20,7 @@ fn class_name(e: &Error) -> &'static str {
         Error::Region { .. } => "RegionError",
         Error::Dtype { .. } | Error::UnsupportedDtype(_) => "DtypeError",
         Error::Config(_) => "ConfigurationError",
+        Error::Alignment(_) => "AlignmentError",
         Error::Invalid(_) => "InvalidArgumentError",
         Error::Storage { .. } => "StorageError",
         _ => "RadiObjectError",

@@ -1,0 +1,666 @@
+//! Volume collections: a group holding an `obs` dataframe (one row per volume) and a `volumes`
+//! group of dense volume arrays, laid out exactly as the reference writes them (§1 of the layout
+//! notes) so that either library reads the other's collections.
+//!
+//! ```text
+//! <collection>/            group   meta: n_volumes INT64, name STRING_UTF8, [x_dim, y_dim, z_dim INT64]
+//!   obs/                   sparse  dims obs_subject_id, obs_id; one attribute per column
+//!   volumes/               group   members "0" .. "N-1"
+//!     0/ 1/ ...            dense   one volume each; metadata obs_id names its row
+//! ```
+//!
+//! **The volume mapping is always right.** The reference maps an obs_id to `volumes/<i>` by its
+//! position `i` in the sorted obs order, and silently returns the wrong volume when volumes were
+//! written or appended in another order. Here:
+//! * writers store volume `i` of the sorted order at `volumes/<i>` (renumbering directories when
+//!   volumes arrive out of order), so the reference reads our collections correctly;
+//! * readers check the `obs_id` metadata of every volume they open (it comes with the open, no extra
+//!   read); on a mismatch — a collection written out of order by the reference — they rebuild the
+//!   mapping from every volume's metadata once, and serve the right volume from then on.
+//!
+//! Opening a collection costs a constant number of storage reads (two groups and the obs array);
+//! a volume opened through it is cached, so `volume(i)` reads storage at most once per volume.
+//!
+//! Member URIs are relative, so a collection stays valid after being copied or moved.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use ndarray::ArrayViewD;
+use parking_lot::{Mutex, RwLock};
+use rayon::prelude::*;
+
+use crate::config::WriteConfig;
+use crate::context::Context;
+use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
+use crate::dtype::{Datatype, Element, Layout};
+use crate::error::{Error, Result, StorageContext};
+use crate::group::{GroupInfo, GroupUpdate, create_group, join, read_group, update_group};
+use crate::metadata::MetaValue;
+use crate::volume::{Volume, VolumeData, contiguous_bytes, read_array_metadata, voxel_checksum};
+
+/// Index columns of `obs`.
+pub const OBS_INDEX: [&str; 2] = ["obs_subject_id", "obs_id"];
+/// Name of the obs member.
+pub const OBS: &str = "obs";
+/// Name of the volumes member.
+pub const VOLUMES: &str = "volumes";
+
+struct Inner {
+    ctx: Context,
+    uri: String,
+    group: GroupInfo,
+    obs: Frame,
+    obs_ids: Vec<String>,
+    subjects: Vec<String>,
+    rank: HashMap<String, usize>,
+    members: Vec<String>,
+    /// Directory of each rank when it differs from the rank itself (reference-written collections
+    /// whose write order was not sorted).
+    dirs: RwLock<Option<Vec<Option<String>>>>,
+    handles: Mutex<HashMap<usize, Volume>>,
+}
+
+/// An opened collection (obs and membership loaded; volumes opened on demand and cached).
+#[derive(Clone)]
+pub struct VolumeCollection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for VolumeCollection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeCollection")
+            .field("uri", &self.inner.uri)
+            .field("name", &self.name())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+fn string_column(frame: &Frame, name: &str, uri: &str) -> Result<Vec<String>> {
+    frame
+        .column(name)
+        .and_then(|c| c.values.as_str())
+        .map(<[String]>::to_vec)
+        .ok_or_else(|| Error::NotAVolume { uri: uri.to_owned(), reason: format!("obs has no {name} column") })
+}
+
+impl VolumeCollection {
+    /// Opens the collection at `uri`: one read of its group, its `volumes` group and its `obs`.
+    pub fn open(uri: &str, ctx: &Context) -> Result<VolumeCollection> {
+        let ctx = ctx.for_current_process()?;
+        let uri = uri.trim_end_matches('/').to_owned();
+        let group = read_group(&ctx, &uri, "volume collection")?;
+        let vols = read_group(&ctx, &join(&uri, VOLUMES), "volumes group")?;
+        let obs = Dataframe::open(&ctx, &join(&uri, OBS))?.read(None)?;
+        let obs_ids = string_column(&obs, "obs_id", &uri)?;
+        let subjects = string_column(&obs, "obs_subject_id", &uri)?;
+        let rank = obs_ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
+        Ok(VolumeCollection {
+            inner: Arc::new(Inner {
+                ctx,
+                uri,
+                group,
+                obs,
+                obs_ids,
+                subjects,
+                rank,
+                members: vols.members.into_iter().map(|m| m.name).collect(),
+                dirs: RwLock::new(None),
+                handles: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The collection URI.
+    pub fn uri(&self) -> &str {
+        &self.inner.uri
+    }
+
+    /// The context it reads through.
+    pub fn context(&self) -> &Context {
+        &self.inner.ctx
+    }
+
+    /// Number of volumes (rows of obs).
+    pub fn len(&self) -> usize {
+        self.inner.obs_ids.len()
+    }
+
+    /// Whether the collection holds no volume.
+    pub fn is_empty(&self) -> bool {
+        self.inner.obs_ids.is_empty()
+    }
+
+    /// The `name` metadata.
+    pub fn name(&self) -> Option<String> {
+        self.inner.group.meta_str("name").map(str::to_owned)
+    }
+
+    /// Group metadata.
+    pub fn metadata(&self) -> &BTreeMap<String, MetaValue> {
+        &self.inner.group.metadata
+    }
+
+    /// `(x, y, z)` when every volume has the same spatial shape (`x_dim/y_dim/z_dim` metadata).
+    pub fn shape(&self) -> Option<[u64; 3]> {
+        let g = &self.inner.group;
+        match (g.meta_int("x_dim"), g.meta_int("y_dim"), g.meta_int("z_dim")) {
+            (Some(x), Some(y), Some(z)) => Some([x as u64, y as u64, z as u64]),
+            _ => None,
+        }
+    }
+
+    /// The obs rows, sorted by (obs_subject_id, obs_id).
+    pub fn obs(&self) -> &Frame {
+        &self.inner.obs
+    }
+
+    /// obs_ids in sorted order (rank order).
+    pub fn obs_ids(&self) -> &[String] {
+        &self.inner.obs_ids
+    }
+
+    /// Subject of each volume, in rank order.
+    pub fn subject_ids(&self) -> &[String] {
+        &self.inner.subjects
+    }
+
+    /// Rank of an obs_id.
+    pub fn rank_of(&self, obs_id: &str) -> Option<usize> {
+        self.inner.rank.get(obs_id).copied()
+    }
+
+    /// Names of the members of the `volumes` group.
+    pub fn members(&self) -> &[String] {
+        &self.inner.members
+    }
+
+    fn dir_of(&self, rank: usize) -> String {
+        match self.inner.dirs.read().as_ref() {
+            Some(d) => d.get(rank).cloned().flatten().unwrap_or_else(|| rank.to_string()),
+            None => rank.to_string(),
+        }
+    }
+
+    /// URI of the volume at `rank`.
+    pub fn volume_uri(&self, rank: usize) -> Result<String> {
+        self.check_rank(rank)?;
+        Ok(join(&join(&self.inner.uri, VOLUMES), &self.dir_of(rank)))
+    }
+
+    fn check_rank(&self, rank: usize) -> Result<()> {
+        if rank >= self.len() {
+            return Err(Error::region(format!("volume index {rank} is out of range for {} volumes", self.len())));
+        }
+        Ok(())
+    }
+
+    /// The volume at `rank` (sorted obs order), opened once and cached.
+    pub fn volume(&self, rank: usize) -> Result<Volume> {
+        self.check_rank(rank)?;
+        if let Some(v) = self.inner.handles.lock().get(&rank) {
+            return Ok(v.clone());
+        }
+        let want = &self.inner.obs_ids[rank];
+        let vol = Volume::open(&self.volume_uri(rank)?, &self.inner.ctx)?;
+        let vol = match vol.obs_id()? {
+            Some(id) if &id != want => {
+                // Written out of sorted order (the reference's writer does this): map every volume
+                // by its own obs_id metadata, once, then serve the right one.
+                self.remap()?;
+                let v = Volume::open(&self.volume_uri(rank)?, &self.inner.ctx)?;
+                if v.obs_id()?.as_deref() != Some(want.as_str()) {
+                    return Err(Error::Invalid(format!(
+                        "{}: no volume carries obs_id {want:?} (run verify)",
+                        self.inner.uri
+                    )));
+                }
+                v
+            }
+            _ => vol,
+        };
+        self.inner.handles.lock().insert(rank, vol.clone());
+        Ok(vol)
+    }
+
+    /// The volume whose obs_id is `obs_id`.
+    pub fn volume_by_obs_id(&self, obs_id: &str) -> Result<Volume> {
+        let rank = self
+            .rank_of(obs_id)
+            .ok_or_else(|| Error::NotFound { uri: format!("{}#{obs_id}", self.inner.uri), expected: "obs_id" })?;
+        self.volume(rank)
+    }
+
+    /// Reads the `obs_id` metadata of every member volume (in parallel) and maps ranks to them.
+    fn remap(&self) -> Result<()> {
+        let base = join(&self.inner.uri, VOLUMES);
+        let ctx = &self.inner.ctx;
+        let found: Vec<(String, Option<String>)> = ctx.pool()?.install(|| {
+            self.inner
+                .members
+                .par_iter()
+                .map(|m| {
+                    let meta = read_array_metadata(ctx, &join(&base, m))?;
+                    Ok((m.clone(), meta.get("obs_id").and_then(MetaValue::as_str).map(str::to_owned)))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let by_id: HashMap<String, String> = found.into_iter().filter_map(|(m, id)| id.map(|i| (i, m))).collect();
+        let dirs = self.inner.obs_ids.iter().map(|id| by_id.get(id).cloned()).collect();
+        *self.inner.dirs.write() = Some(dirs);
+        self.inner.handles.lock().clear();
+        Ok(())
+    }
+
+    /// Whether volumes sit at their sorted positions (what the reference needs to read them).
+    pub fn is_in_sorted_layout(&self) -> Result<bool> {
+        let base = join(&self.inner.uri, VOLUMES);
+        let ctx = &self.inner.ctx;
+        let ok: Vec<bool> = ctx.pool()?.install(|| {
+            (0..self.len())
+                .into_par_iter()
+                .map(|i| {
+                    let meta = read_array_metadata(ctx, &join(&base, &i.to_string()))?;
+                    Ok(meta.get("obs_id").and_then(MetaValue::as_str) == Some(self.inner.obs_ids[i].as_str()))
+                })
+                .collect::<Result<Vec<bool>>>()
+        })?;
+        Ok(ok.into_iter().all(|x| x))
+    }
+
+    /// Current directory of every rank (reading volume metadata if the layout is not sorted).
+    fn current_dirs(&self) -> Result<Vec<String>> {
+        if self.len() > 0 && !self.is_in_sorted_layout()? {
+            self.remap()?;
+        }
+        (0..self.len())
+            .map(|r| {
+                let d = self.dir_of(r);
+                Ok(d)
+            })
+            .collect()
+    }
+}
+
+/// A value of one obs cell given to a writer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Null.
+    Null,
+    /// Text.
+    Str(String),
+    /// Integer (stored INT64 unless the column exists with another integer type).
+    Int(i64),
+    /// Float (FLOAT64).
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+fn cell_column(name: &str, cell: &Cell, existing: Option<ColumnType>) -> Result<Column> {
+    let values = match (cell, existing.map(|t| (t.datatype, t.var))) {
+        (Cell::Null, Some((_, true))) | (Cell::Null, None) => Values::Str(vec![String::new()]),
+        (Cell::Null, Some((dt, false))) => Values::Fixed { datatype: dt, bytes: vec![0; dt.size()] },
+        (Cell::Str(s), _) => Values::Str(vec![s.clone()]),
+        (Cell::Int(v), Some((Datatype::Int32, false))) => {
+            Values::int32(vec![i32::try_from(*v).map_err(|_| Error::Invalid(format!("{name}: {v} overflows int32")))?])
+        }
+        (Cell::Int(v), Some((Datatype::Float64, false))) => Values::float64(vec![*v as f64]),
+        (Cell::Int(v), _) => Values::int64(vec![*v]),
+        (Cell::Float(v), _) => Values::float64(vec![*v]),
+        (Cell::Bool(b), Some((Datatype::UInt8, false))) => {
+            Values::Fixed { datatype: Datatype::UInt8, bytes: vec![u8::from(*b)] }
+        }
+        (Cell::Bool(b), _) => Values::bool(vec![*b]),
+    };
+    Ok(Column { name: name.to_owned(), values, valid: Some(vec![!matches!(cell, Cell::Null)]) })
+}
+
+/// What a writer needs to know about the volumes already in a collection it appends to.
+struct Existing {
+    collection: VolumeCollection,
+    dirs: Vec<String>,
+}
+
+/// Writes volumes into a new or existing collection; nothing is registered (obs rows, `volumes`
+/// members, `n_volumes`) until [`finish`](Self::finish), which does it with one write each.
+///
+/// Dropping an unfinished writer removes everything it wrote (and the collection itself if this
+/// writer created it): an error never leaves volumes registered half-way.
+pub struct CollectionWriter {
+    ctx: Context,
+    uri: String,
+    name: Option<String>,
+    shape: Option<Vec<u64>>,
+    write: WriteConfig,
+    created: bool,
+    existing: Option<Existing>,
+    schema: Vec<(String, ColumnType)>,
+    rows: Frame,
+    dirs: Vec<usize>,
+    shapes: Vec<Vec<u64>>,
+    seen: HashSet<String>,
+    next_dir: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for CollectionWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectionWriter").field("uri", &self.uri).field("written", &self.dirs.len()).finish()
+    }
+}
+
+impl CollectionWriter {
+    /// Starts a new collection at `uri` (refused if anything exists there).
+    ///
+    /// `shape`: if given, every volume's first three axes must equal it. `obs_schema`: columns
+    /// created up front with these types (others are added as they appear).
+    pub fn create(
+        ctx: &Context,
+        uri: &str,
+        name: Option<&str>,
+        shape: Option<&[u64]>,
+        obs_schema: &[(String, ColumnType)],
+        write: &WriteConfig,
+    ) -> Result<CollectionWriter> {
+        let ctx = ctx.for_current_process()?;
+        let uri = uri.trim_end_matches('/').to_owned();
+        if let Some(s) = shape {
+            if s.len() != 3 || s.contains(&0) {
+                return Err(Error::shape(format!("a collection shape is (x, y, z) with no zero axis, got {s:?}")));
+            }
+        }
+        for (n, _) in obs_schema {
+            if OBS_INDEX.contains(&n.as_str()) {
+                return Err(Error::Invalid(format!("obs column {n:?} collides with an index column")));
+            }
+        }
+        create_group(&ctx, &uri)?;
+        let setup = (|| -> Result<()> {
+            create_group(&ctx, &join(&uri, VOLUMES))?;
+            Dataframe::create(&ctx, &join(&uri, OBS), &OBS_INDEX, obs_schema)?;
+            let mut put = vec![("n_volumes".to_owned(), MetaValue::from(0i64))];
+            if let Some(n) = name {
+                put.push(("name".into(), MetaValue::from(n)));
+            }
+            update_group(
+                &ctx,
+                &uri,
+                &GroupUpdate {
+                    add: vec![(VOLUMES.into(), VOLUMES.into()), (OBS.into(), OBS.into())],
+                    put,
+                    ..Default::default()
+                },
+            )
+        })();
+        if let Err(e) = setup {
+            let _ = ctx.remove_uri(&uri);
+            return Err(e);
+        }
+        Ok(CollectionWriter {
+            ctx,
+            uri,
+            name: name.map(str::to_owned),
+            shape: shape.map(<[u64]>::to_vec),
+            write: write.clone(),
+            created: true,
+            existing: None,
+            schema: obs_schema.to_vec(),
+            rows: Frame::default(),
+            dirs: Vec::new(),
+            shapes: Vec::new(),
+            seen: HashSet::new(),
+            next_dir: 0,
+            done: false,
+        })
+    }
+
+    /// Appends to an existing collection.
+    pub fn append(collection: &VolumeCollection, write: &WriteConfig) -> Result<CollectionWriter> {
+        let ctx = collection.context().clone();
+        let dirs = collection.current_dirs()?;
+        let next_dir = collection
+            .members()
+            .iter()
+            .filter_map(|m| m.parse::<usize>().ok().map(|x| x + 1))
+            .max()
+            .unwrap_or(0)
+            .max(collection.len());
+        let schema = Dataframe::open(&ctx, &join(collection.uri(), OBS))?.columns();
+        Ok(CollectionWriter {
+            ctx,
+            uri: collection.uri().to_owned(),
+            name: collection.name(),
+            shape: collection.shape().map(|s| s.to_vec()),
+            write: write.clone(),
+            created: false,
+            seen: collection.obs_ids().iter().cloned().collect(),
+            existing: Some(Existing { collection: collection.clone(), dirs }),
+            schema,
+            rows: Frame::default(),
+            dirs: Vec::new(),
+            shapes: Vec::new(),
+            next_dir,
+            done: false,
+        })
+    }
+
+    /// The collection URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Volumes written so far (not counting existing ones).
+    pub fn n_written(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// Writes one volume (any layout) with its obs row.
+    pub fn write_volume<T: Element>(
+        &mut self,
+        data: ArrayViewD<'_, T>,
+        obs_id: &str,
+        subject_id: &str,
+        attrs: &[(String, Cell)],
+        extra_metadata: &[(String, MetaValue)],
+    ) -> Result<()> {
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        let (bytes, layout) = contiguous_bytes(&data);
+        self.write_raw(&bytes, layout, &shape, T::DATATYPE, obs_id, subject_id, attrs, extra_metadata)
+    }
+
+    /// Writes one volume given as [`VolumeData`].
+    pub fn write_volume_data(
+        &mut self,
+        data: &VolumeData,
+        obs_id: &str,
+        subject_id: &str,
+        attrs: &[(String, Cell)],
+        extra_metadata: &[(String, MetaValue)],
+    ) -> Result<()> {
+        macro_rules! w {
+            ($($v:ident),*) => {
+                match data { $(VolumeData::$v(a) => self.write_volume(a.view(), obs_id, subject_id, attrs, extra_metadata)),* }
+            };
+        }
+        w!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
+    }
+
+    /// Checks an obs_id/subject pair and the shape before anything is written.
+    fn check_row(&self, obs_id: &str, subject_id: &str, shape: &[u64]) -> Result<()> {
+        if obs_id.is_empty() || subject_id.is_empty() {
+            return Err(Error::Invalid("obs_id and obs_subject_id must be non-empty".into()));
+        }
+        if self.seen.contains(obs_id) {
+            return Err(Error::Alignment(format!("obs_id {obs_id:?} already exists in {}", self.uri)));
+        }
+        if let Some(s) = &self.shape {
+            if shape.len() < 3 || shape[..3] != s[..] {
+                return Err(Error::shape(format!(
+                    "volume {obs_id:?} has shape {shape:?}; this collection holds volumes of shape {s:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one volume from raw cells.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_raw(
+        &mut self,
+        bytes: &[u8],
+        layout: Layout,
+        shape: &[u64],
+        dtype: Datatype,
+        obs_id: &str,
+        subject_id: &str,
+        attrs: &[(String, Cell)],
+        extra_metadata: &[(String, MetaValue)],
+    ) -> Result<()> {
+        self.check_row(obs_id, subject_id, shape)?;
+        let mut row = Frame {
+            columns: vec![
+                Column::new("obs_subject_id", Values::Str(vec![subject_id.to_owned()])),
+                Column::new("obs_id", Values::Str(vec![obs_id.to_owned()])),
+            ],
+        };
+        for (name, cell) in attrs {
+            if OBS_INDEX.contains(&name.as_str()) {
+                continue;
+            }
+            let existing = self
+                .schema
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .or_else(|| self.rows.column(name).map(|c| ColumnType::of(&c.values)));
+            row.columns.push(cell_column(name, cell, existing)?);
+        }
+        row.check()?;
+        let dir = self.next_dir;
+        let vuri = join(&join(&self.uri, VOLUMES), &dir.to_string());
+        let mut meta = vec![("obs_id".to_owned(), MetaValue::from(obs_id))];
+        meta.push(("voxel_checksum".into(), MetaValue::from(voxel_checksum(bytes, layout))));
+        meta.extend(extra_metadata.iter().cloned());
+        Volume::create_with(&vuri, shape, dtype, &self.ctx, &self.write, &meta, Some((bytes, layout)))?;
+        self.rows.append(&row)?;
+        self.next_dir += 1;
+        self.dirs.push(dir);
+        self.shapes.push(shape.to_vec());
+        self.seen.insert(obs_id.to_owned());
+        Ok(())
+    }
+
+    /// Registers everything written: renumbers volume directories into sorted order if needed,
+    /// writes the obs rows (one fragment), adds the `volumes` members (one group write) and
+    /// updates `n_volumes`/`name`/`x_dim..z_dim` (one metadata write).
+    pub fn finish(mut self) -> Result<VolumeCollection> {
+        self.register()?;
+        self.done = true;
+        VolumeCollection::open(&self.uri, &self.ctx)
+    }
+
+    fn register(&mut self) -> Result<()> {
+        let vbase = join(&self.uri, VOLUMES);
+        // (subject, obs_id, current dir) of every volume, existing first.
+        let mut all: Vec<(String, String, String)> = Vec::new();
+        let mut old_shape_uniform: Option<Option<[u64; 3]>> = None;
+        if let Some(ex) = &self.existing {
+            let c = &ex.collection;
+            for (i, d) in ex.dirs.iter().enumerate() {
+                all.push((c.subject_ids()[i].clone(), c.obs_ids()[i].clone(), d.clone()));
+            }
+            old_shape_uniform = Some(c.shape());
+        }
+        let new_subjects = self.rows.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
+        let new_ids = self.rows.column("obs_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
+        for ((s, id), d) in new_subjects.iter().zip(&new_ids).zip(&self.dirs) {
+            all.push((s.clone(), id.clone(), d.to_string()));
+        }
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by(|&a, &b| {
+            (all[a].0.as_bytes(), all[a].1.as_bytes()).cmp(&(all[b].0.as_bytes(), all[b].1.as_bytes()))
+        });
+        // Renumber: the volume of sorted rank r must live at volumes/<r>.
+        let moves: Vec<(String, String)> = order
+            .iter()
+            .enumerate()
+            .filter(|&(rank, &i)| all[i].2 != rank.to_string())
+            .map(|(rank, &i)| (all[i].2.clone(), rank.to_string()))
+            .collect();
+        if !moves.is_empty() {
+            let vfs = self.ctx.vfs()?;
+            let tmp = |d: &str| join(&vbase, &format!(".renumber-{d}"));
+            for (from, _) in &moves {
+                vfs.move_dir(&join(&vbase, from), &tmp(from)).at("renumber", &vbase)?;
+            }
+            for (from, to) in &moves {
+                vfs.move_dir(&tmp(from), &join(&vbase, to)).at("renumber", &vbase)?;
+            }
+            self.ctx.clear_cache();
+        }
+        let total = all.len();
+        // obs rows (full rows; one fragment)
+        if !self.rows.is_empty() {
+            Dataframe::open(&self.ctx, &join(&self.uri, OBS))?.write(&self.rows)?;
+        }
+        // members for the new positions
+        let have: HashSet<String> = match &self.existing {
+            Some(ex) => ex.collection.members().iter().cloned().collect(),
+            None => HashSet::new(),
+        };
+        let add: Vec<(String, String)> =
+            (0..total).map(|r| r.to_string()).filter(|r| !have.contains(r)).map(|r| (r.clone(), r)).collect();
+        update_group(&self.ctx, &vbase, &GroupUpdate { add, ..Default::default() })?;
+        // metadata last: n_volumes acts as the commit of this write
+        let spatial: HashSet<[u64; 3]> = self.shapes.iter().map(|s| [s[0], s[1], s[2]]).collect();
+        let uniform = match old_shape_uniform {
+            None => (spatial.len() == 1).then(|| *spatial.iter().next().expect("one shape")),
+            Some(None) => None,
+            Some(Some(s)) => (spatial.is_empty() || (spatial.len() == 1 && spatial.contains(&s))).then_some(s),
+        };
+        let mut put = vec![("n_volumes".to_owned(), MetaValue::from(total as i64))];
+        if let Some(n) = &self.name {
+            put.push(("name".into(), MetaValue::from(n.as_str())));
+        }
+        let mut delete = Vec::new();
+        match uniform {
+            Some([x, y, z]) => {
+                put.push(("x_dim".into(), MetaValue::from(x as i64)));
+                put.push(("y_dim".into(), MetaValue::from(y as i64)));
+                put.push(("z_dim".into(), MetaValue::from(z as i64)));
+            }
+            None if old_shape_uniform.flatten().is_some() => {
+                delete = vec!["x_dim".into(), "y_dim".into(), "z_dim".into()];
+            }
+            None => {}
+        }
+        update_group(&self.ctx, &self.uri, &GroupUpdate { put, delete, ..Default::default() })
+    }
+
+    /// Removes everything this writer wrote (and the collection, if it created it).
+    pub fn abort(mut self) -> Result<()> {
+        self.done = true;
+        self.rollback()
+    }
+
+    fn rollback(&mut self) -> Result<()> {
+        if self.created {
+            return self.ctx.remove_uri(&self.uri);
+        }
+        let vbase = join(&self.uri, VOLUMES);
+        for d in &self.dirs {
+            self.ctx.remove_uri(&join(&vbase, &d.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CollectionWriter {
+    fn drop(&mut self) {
+        if !self.done && self.ctx.in_current_process() {
+            let _ = self.rollback();
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Datasets (the reference's `RadiObject`): a root group holding a subject-level `obs_meta`
+//! dataframe and a `collections` group of [`VolumeCollection`]s.
+//!
+//! ```text
+//! <root>/                 group   meta: subject_count INT64, n_collections INT64
+//!   obs_meta/             sparse  dims obs_subject_id, obs_id (= obs_subject_id); attrs: user columns + obs_ids
+//!   collections/          group   one member per collection, named by it
+//!     <name>/             a VolumeCollection
+//! ```
+//!
+//! `obs_meta` is written with both dimensions and the `obs_ids` attribute (a JSON list of the
+//! subject's obs_ids across all collections, formatted as Python's `json.dumps(sorted(ids))`):
+//! the PyPI release of the reference reads the two-dimension form, its current code reads any
+//! dimensions plus `obs_ids`, so both read our datasets. Both forms are read here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::collection::{CollectionWriter, VolumeCollection};
+use crate::config::WriteConfig;
+use crate::context::Context;
+use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
+use crate::error::{Error, Result, StorageContext};
+use crate::group::{GroupInfo, GroupUpdate, create_group, join, read_group, update_group};
+use crate::metadata::MetaValue;
+
+/// Member name of the subject table.
+pub const OBS_META: &str = "obs_meta";
+/// Member name of the collections group.
+pub const COLLECTIONS: &str = "collections";
+
+/// `json.dumps(sorted(ids))` exactly as Python writes it (", " separator, non-ASCII escaped).
+pub fn obs_ids_json(ids: &[String]) -> String {
+    let mut sorted: Vec<&String> = ids.iter().collect();
+    sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let mut out = String::from("[");
+    for (i, id) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('"');
+        for ch in id.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+struct Inner {
+    ctx: Context,
+    uri: String,
+    group: GroupInfo,
+    obs_meta: Frame,
+    index_columns: Vec<String>,
+    subjects: Vec<String>,
+    collection_names: Vec<String>,
+    collections: Mutex<HashMap<String, VolumeCollection>>,
+}
+
+/// An opened dataset.
+#[derive(Clone)]
+pub struct Dataset {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("uri", &self.inner.uri)
+            .field("subjects", &self.inner.subjects.len())
+            .field("collections", &self.inner.collection_names)
+            .finish()
+    }
+}
+
+impl Dataset {
+    /// Opens a dataset: one read of the root group, the collections group and `obs_meta`.
+    pub fn open(uri: &str, ctx: &Context) -> Result<Dataset> {
+        let ctx = ctx.for_current_process()?;
+        let uri = uri.trim_end_matches('/').to_owned();
+        let group = read_group(&ctx, &uri, "RadiObject")?;
+        if group.member(COLLECTIONS).is_none() && group.member(OBS_META).is_none() {
+            return Err(Error::WrongObjectType { uri: uri.clone(), expected: "RadiObject", found: "group" });
+        }
+        let colls = read_group(&ctx, &join(&uri, COLLECTIONS), "collections group")?;
+        let df = Dataframe::open(&ctx, &join(&uri, OBS_META))?;
+        let index_columns = df.index_columns().to_vec();
+        let obs_meta = df.read(None)?;
+        let subjects = unique_subjects(&obs_meta)?;
+        Ok(Dataset {
+            inner: Arc::new(Inner {
+                ctx,
+                uri,
+                group,
+                obs_meta,
+                index_columns,
+                subjects,
+                collection_names: colls.members.into_iter().map(|m| m.name).collect(),
+                collections: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The root URI.
+    pub fn uri(&self) -> &str {
+        &self.inner.uri
+    }
+
+    /// The context it reads through.
+    pub fn context(&self) -> &Context {
+        &self.inner.ctx
+    }
+
+    /// Root metadata.
+    pub fn metadata(&self) -> &BTreeMap<String, MetaValue> {
+        &self.inner.group.metadata
+    }
+
+    /// The subject rows, sorted by subject.
+    pub fn obs_meta(&self) -> &Frame {
+        &self.inner.obs_meta
+    }
+
+    /// Index (dimension) columns of `obs_meta`: `[obs_subject_id]` or `[obs_subject_id, obs_id]`.
+    pub fn obs_meta_index(&self) -> &[String] {
+        &self.inner.index_columns
+    }
+
+    /// Subject ids, sorted.
+    pub fn subject_ids(&self) -> &[String] {
+        &self.inner.subjects
+    }
+
+    /// Collection names in TileDB's member order.
+    pub fn collection_names(&self) -> &[String] {
+        &self.inner.collection_names
+    }
+
+    /// The collection `name` (opened once, then cached).
+    pub fn collection(&self, name: &str) -> Result<VolumeCollection> {
+        if let Some(c) = self.inner.collections.lock().get(name) {
+            return Ok(c.clone());
+        }
+        if !self.inner.collection_names.iter().any(|n| n == name) {
+            return Err(Error::NotFound { uri: join(&join(&self.inner.uri, COLLECTIONS), name), expected: "collection" });
+        }
+        let c = VolumeCollection::open(&join(&join(&self.inner.uri, COLLECTIONS), name), &self.inner.ctx)?;
+        self.inner.collections.lock().insert(name.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Renames a collection: its directory, its member of `collections`, its `name` metadata.
+    pub fn rename_collection(&self, old: &str, new: &str) -> Result<Dataset> {
+        let ctx = &self.inner.ctx;
+        check_collection_name(new)?;
+        if !self.inner.collection_names.iter().any(|n| n == old) {
+            return Err(Error::NotFound { uri: join(&join(&self.inner.uri, COLLECTIONS), old), expected: "collection" });
+        }
+        if self.inner.collection_names.iter().any(|n| n == new) {
+            return Err(Error::AlreadyExists { uri: join(&join(&self.inner.uri, COLLECTIONS), new) });
+        }
+        let base = join(&self.inner.uri, COLLECTIONS);
+        let (from, to) = (join(&base, old), join(&base, new));
+        if ctx.object_kind(&to)?.is_some() {
+            return Err(Error::AlreadyExists { uri: to });
+        }
+        update_group(ctx, &from, &GroupUpdate { put: vec![("name".into(), MetaValue::from(new))], ..Default::default() })?;
+        ctx.vfs()?.move_dir(&from, &to).at("rename", &from)?;
+        update_group(
+            ctx,
+            &base,
+            &GroupUpdate { remove: vec![old.to_owned()], add: vec![(new.to_owned(), new.to_owned())], ..Default::default() },
+        )?;
+        Dataset::open(&self.inner.uri, ctx)
+    }
+
+    /// Copies the whole dataset to `dst` (relative member URIs keep the copy valid).
+    pub fn copy_to(&self, dst: &str) -> Result<Dataset> {
+        let ctx = &self.inner.ctx;
+        if ctx.object_kind(dst)?.is_some() {
+            return Err(Error::AlreadyExists { uri: dst.to_owned() });
+        }
+        ctx.vfs()?.copy_dir(&self.inner.uri, dst).at("copy", &self.inner.uri)?;
+        Dataset::open(dst, ctx)
+    }
+}
+
+fn unique_subjects(obs_meta: &Frame) -> Result<Vec<String>> {
+    let s = obs_meta
+        .column("obs_subject_id")
+        .and_then(|c| c.values.as_str())
+        .ok_or_else(|| Error::Invalid("obs_meta has no obs_subject_id column".into()))?;
+    let mut out: Vec<String> = Vec::with_capacity(s.len());
+    for id in s {
+        if out.last() != Some(id) {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn check_collection_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
+        return Err(Error::Invalid(format!("invalid collection name {name:?}: use letters, digits, '-', '_'")));
+    }
+    Ok(())
+}
+
+/// Builds a dataset: the skeleton at creation, collections registered one by one (one group write
+/// each), `obs_meta` (with `obs_ids`) and the counts at [`finish`](Self::finish).
+///
+/// Dropping an unfinished writer removes the dataset if this writer created it.
+pub struct DatasetWriter {
+    ctx: Context,
+    uri: String,
+    created: bool,
+    obs_meta: Option<Frame>,
+    names: Vec<String>,
+    done: bool,
+}
+
+impl std::fmt::Debug for DatasetWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatasetWriter").field("uri", &self.uri).field("collections", &self.names).finish()
+    }
+}
+
+impl DatasetWriter {
+    /// Creates the dataset skeleton at `uri` (refused if anything exists there).
+    pub fn create(ctx: &Context, uri: &str, obs_meta_schema: &[(String, ColumnType)]) -> Result<DatasetWriter> {
+        let ctx = ctx.for_current_process()?;
+        let uri = uri.trim_end_matches('/').to_owned();
+        create_group(&ctx, &uri)?;
+        let setup = (|| -> Result<()> {
+            create_group(&ctx, &join(&uri, COLLECTIONS))?;
+            let mut schema = vec![("obs_ids".to_owned(), ColumnType::STR)];
+            schema.extend(obs_meta_schema.iter().filter(|(n, _)| n != "obs_ids").cloned());
+            Dataframe::create(&ctx, &join(&uri, OBS_META), &["obs_subject_id", "obs_id"], &schema)?;
+            update_group(
+                &ctx,
+                &uri,
+                &GroupUpdate {
+                    add: vec![(OBS_META.into(), OBS_META.into()), (COLLECTIONS.into(), COLLECTIONS.into())],
+                    put: vec![
+                        ("subject_count".into(), MetaValue::from(0i64)),
+                        ("n_collections".into(), MetaValue::from(0i64)),
+                    ],
+                    ..Default::default()
+                },
+            )
+        })();
+        if let Err(e) = setup {
+            let _ = ctx.remove_uri(&uri);
+            return Err(e);
+        }
+        Ok(DatasetWriter { ctx, uri, created: true, obs_meta: None, names: Vec::new(), done: false })
+    }
+
+    /// Continues an existing dataset (append subjects, add collections).
+    pub fn extend(dataset: &Dataset) -> Result<DatasetWriter> {
+        Ok(DatasetWriter {
+            ctx: dataset.context().clone(),
+            uri: dataset.uri().to_owned(),
+            created: false,
+            obs_meta: None,
+            names: dataset.collection_names().to_vec(),
+            done: false,
+        })
+    }
+
+    /// The root URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The context used.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Rows to write to `obs_meta` (must hold `obs_subject_id`; other columns are user columns).
+    pub fn write_obs_meta(&mut self, rows: Frame) -> Result<()> {
+        rows.check()?;
+        if rows.column("obs_subject_id").and_then(|c| c.values.as_str()).is_none() {
+            return Err(Error::Invalid("obs_meta rows need an obs_subject_id text column".into()));
+        }
+        match &mut self.obs_meta {
+            Some(f) => f.append(&rows)?,
+            None => self.obs_meta = Some(rows),
+        }
+        Ok(())
+    }
+
+    /// Starts a new collection `name`; register it with [`Self::register`] once written.
+    pub fn add_collection(
+        &mut self,
+        name: &str,
+        shape: Option<&[u64]>,
+        obs_schema: &[(String, ColumnType)],
+        write: &WriteConfig,
+    ) -> Result<CollectionWriter> {
+        check_collection_name(name)?;
+        if self.names.iter().any(|n| n == name) {
+            return Err(Error::AlreadyExists { uri: join(&join(&self.uri, COLLECTIONS), name) });
+        }
+        CollectionWriter::create(&self.ctx, &join(&join(&self.uri, COLLECTIONS), name), Some(name), shape, obs_schema, write)
+    }
+
+    /// Finishes a collection writer and registers the collection (one group write), refusing an
+    /// obs_id that another collection already uses.
+    pub fn register(&mut self, writer: CollectionWriter) -> Result<VolumeCollection> {
+        let name = writer
+            .uri()
+            .rsplit('/')
+            .next()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Invalid("collection writer without a name".into()))?;
+        let coll = writer.finish()?;
+        if !self.names.contains(&name) {
+            update_group(
+                &self.ctx,
+                &join(&self.uri, COLLECTIONS),
+                &GroupUpdate { add: vec![(name.clone(), name.clone())], ..Default::default() },
+            )?;
+            self.names.push(name);
+        }
+        Ok(coll)
+    }
+
+    /// Writes `obs_meta` (user rows merged with the existing ones, `obs_ids` recomputed from every
+    /// collection) and the root counts. Every subject that has volumes must have an `obs_meta` row
+    /// if any `obs_meta` rows were given; subjects without rows get one.
+    pub fn finish(mut self) -> Result<Dataset> {
+        self.finish_inner()?;
+        self.done = true;
+        Dataset::open(&self.uri, &self.ctx)
+    }
+
+    fn finish_inner(&mut self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let base = join(&self.uri, COLLECTIONS);
+        // obs_ids of every subject across all collections, and global obs_id uniqueness
+        let mut ids_by_subject: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut owner: HashMap<String, String> = HashMap::new();
+        for name in &self.names {
+            let c = VolumeCollection::open(&join(&base, name), &ctx)?;
+            for (s, id) in c.subject_ids().iter().zip(c.obs_ids()) {
+                if let Some(other) = owner.insert(id.clone(), name.clone()) {
+                    return Err(Error::Alignment(format!(
+                        "obs_id {id:?} is used by collections {other:?} and {name:?}; obs_ids must be unique across a RadiObject"
+                    )));
+                }
+                ids_by_subject.entry(s.clone()).or_default().push(id.clone());
+            }
+        }
+        let mut df = Dataframe::open(&ctx, &join(&self.uri, OBS_META))?;
+        let existing = df.read(None)?;
+        let mut rows = existing.clone();
+        if let Some(user) = self.obs_meta.take() {
+            let given: BTreeSet<&String> =
+                user.column("obs_subject_id").and_then(|c| c.values.as_str()).into_iter().flatten().collect();
+            let known: BTreeSet<&String> =
+                existing.column("obs_subject_id").and_then(|c| c.values.as_str()).into_iter().flatten().collect();
+            let missing: Vec<&String> =
+                ids_by_subject.keys().filter(|s| !given.contains(s) && !known.contains(s)).collect();
+            if !missing.is_empty() {
+                return Err(Error::Alignment(format!(
+                    "obs_meta has no row for subject(s) {missing:?} that have volumes"
+                )));
+            }
+            // user rows replace existing rows of the same subject
+            let keep: Vec<usize> = (0..existing.len())
+                .filter(|&i| existing.column("obs_subject_id").and_then(|c| c.str_at(i)).is_some_and(|s| !given.contains(&s.to_owned())))
+                .collect();
+            rows = existing.take(&keep);
+            let mut user = user;
+            user.columns.retain(|c| c.name != "obs_id" && c.name != "obs_ids");
+            rows.append(&user)?;
+        }
+        // subjects with volumes but no row get a bare row
+        let have: BTreeSet<String> =
+            rows.column("obs_subject_id").and_then(|c| c.values.as_str()).into_iter().flatten().cloned().collect();
+        let bare: Vec<String> = ids_by_subject.keys().filter(|s| !have.contains(*s)).cloned().collect();
+        if !bare.is_empty() {
+            rows.append(&Frame { columns: vec![Column::new("obs_subject_id", Values::Str(bare))] })?;
+        }
+        // obs_id := obs_subject_id (two-dimension layout), obs_ids recomputed
+        let subjects: Vec<String> = rows.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
+        let obs_ids: Vec<String> =
+            subjects.iter().map(|s| obs_ids_json(ids_by_subject.get(s).map(Vec::as_slice).unwrap_or(&[]))).collect();
+        rows.columns.retain(|c| c.name != "obs_id" && c.name != "obs_ids");
+        rows.columns.insert(1, Column::new("obs_id", Values::Str(subjects.clone())));
+        rows.columns.push(Column::new("obs_ids", Values::Str(obs_ids)));
+        if df.index_columns().len() == 1 {
+            rows.columns.retain(|c| c.name != "obs_id");
+        }
+        df.write(&rows)?;
+        let n_subjects = {
+            let mut s = subjects;
+            s.sort();
+            s.dedup();
+            s.len()
+        };
+        update_group(
+            &ctx,
+            &self.uri,
+            &GroupUpdate {
+                put: vec![
+                    ("subject_count".into(), MetaValue::from(n_subjects as i64)),
+                    ("n_collections".into(), MetaValue::from(self.names.len() as i64)),
+                ],
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Removes the dataset if this writer created it.
+    pub fn abort(mut self) -> Result<()> {
+        self.done = true;
+        if self.created { self.ctx.remove_uri(&self.uri) } else { Ok(()) }
+    }
+}
+
+impl Drop for DatasetWriter {
+    fn drop(&mut self) {
+        if !self.done && self.created && self.ctx.in_current_process() {
+            let _ = self.ctx.remove_uri(&self.uri);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::obs_ids_json;
+
+    #[test]
+    fn obs_ids_json_matches_python_json_dumps() {
+        let ids = vec!["sub-01_seg".to_owned(), "sub-01_T1w".to_owned()];
+        assert_eq!(obs_ids_json(&ids), r#"["sub-01_T1w", "sub-01_seg"]"#);
+        assert_eq!(obs_ids_json(&[]), "[]");
+        assert_eq!(obs_ids_json(&["Zoë_\"x\"".to_owned()]), r#"["Zo\u00eb_\"x\""]"#);
+    }
+}
