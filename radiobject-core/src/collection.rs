@@ -23,7 +23,7 @@
 //!
 //! Member URIs are relative, so a collection stays valid after being copied or moved.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ndarray::ArrayViewD;
@@ -341,6 +341,7 @@ pub struct CollectionWriter {
     dirs: Vec<usize>,
     shapes: Vec<Vec<u64>>,
     seen: HashSet<String>,
+    untyped: BTreeSet<String>,
     next_dir: usize,
     done: bool,
 }
@@ -411,6 +412,7 @@ impl CollectionWriter {
             dirs: Vec::new(),
             shapes: Vec::new(),
             seen: HashSet::new(),
+            untyped: BTreeSet::new(),
             next_dir: 0,
             done: false,
         })
@@ -441,6 +443,7 @@ impl CollectionWriter {
             rows: Frame::default(),
             dirs: Vec::new(),
             shapes: Vec::new(),
+            untyped: BTreeSet::new(),
             next_dir,
             done: false,
         })
@@ -535,6 +538,12 @@ impl CollectionWriter {
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| *t)
                 .or_else(|| self.rows.column(name).map(|c| ColumnType::of(&c.values)));
+            if existing.is_none() && matches!(cell, Cell::Null) {
+                // A null says nothing about the column's type: wait for a value (rows before it
+                // are filled with nulls then); all-null columns become text at finish.
+                self.untyped.insert(name.clone());
+                continue;
+            }
             row.columns.push(cell_column(name, cell, existing)?);
         }
         row.check()?;
@@ -601,6 +610,13 @@ impl CollectionWriter {
             self.ctx.clear_cache();
         }
         let total = all.len();
+        // columns that only ever held nulls: text
+        let n = self.rows.len();
+        for name in std::mem::take(&mut self.untyped) {
+            if self.rows.column(&name).is_none() && !self.schema.iter().any(|(s, _)| *s == name) {
+                self.rows.columns.push(Column { name, values: Values::Str(vec![String::new(); n]), valid: Some(vec![false; n]) });
+            }
+        }
         // obs rows (full rows; one fragment)
         if !self.rows.is_empty() {
             Dataframe::open(&self.ctx, &join(&self.uri, OBS))?.write(&self.rows)?;

@@ -28,6 +28,7 @@ pub mod dtype;
 pub mod error;
 mod ffi;
 pub mod group;
+pub mod imaging;
 pub mod metadata;
 pub mod parallel;
 pub mod region;

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 mod context;
+mod dataset;
 mod error;
 mod volume;
 
@@ -24,6 +25,7 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PyContext>()?;
     m.add_class::<context::PyStatsScope>()?;
     m.add_class::<volume::PyVolume>()?;
+    dataset::register(m)?;
     m.add_function(wrap_pyfunction!(context::global_context, m)?)?;
     m.add_function(wrap_pyfunction!(context::validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(context::set_global_config, m)?)?;

@@ -1,0 +1,600 @@
+//! Native dataframes, collections, datasets and their writers.
+//!
+//! Frames cross the boundary as ``{name: (kind, values, valid)}`` dicts (insertion-ordered):
+//! ``kind`` is ``"str"`` or a NumPy dtype name, ``values`` a list of str or a NumPy array,
+//! ``valid`` ``None`` (no nulls) or a NumPy bool array (True = present).
+
+use numpy::{IntoPyArray, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use radiobject_core::collection::{Cell, CollectionWriter, VolumeCollection};
+use radiobject_core::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
+use radiobject_core::dataset::{Dataset, DatasetWriter};
+use radiobject_core::{Datatype, with_voxel_type};
+
+use crate::context::PyContext;
+use crate::error::{IntoPyResult, raise};
+use crate::volume::{PyVolume, meta_to_py, metadata_from_dict, write_config};
+
+fn kind_of(dt: Datatype) -> &'static str {
+    match dt {
+        Datatype::StringUtf8 | Datatype::StringAscii | Datatype::Char => "str",
+        d => d.numpy_name().unwrap_or("bytes"),
+    }
+}
+
+fn datatype_of_kind(kind: &str) -> Option<Datatype> {
+    match kind {
+        "str" => Some(Datatype::StringUtf8),
+        "bool" => Some(Datatype::Bool),
+        k => Datatype::from_numpy_name(k),
+    }
+}
+
+/// Frame -> dict of (kind, values, valid).
+pub(crate) fn frame_to_py<'py>(py: Python<'py>, frame: &Frame) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for c in &frame.columns {
+        let kind = kind_of(c.values.datatype());
+        let values: Bound<'py, PyAny> = match &c.values {
+            Values::Str(v) => PyList::new(py, v)?.into_any(),
+            Values::Fixed { datatype, bytes } => {
+                let dt = *datatype;
+                if dt == Datatype::Bool {
+                    let v: Vec<bool> = bytes.iter().map(|&b| b != 0).collect();
+                    v.into_pyarray(py).into_any()
+                } else {
+                    with_voxel_type!(dt, T => {
+                        let mut v: Vec<T> = vec![<T as bytemuck::Zeroable>::zeroed(); bytes.len() / std::mem::size_of::<T>()];
+                        bytemuck::cast_slice_mut(&mut v).copy_from_slice(bytes);
+                        v.into_pyarray(py).into_any()
+                    }, _ => pyo3::types::PyBytes::new(py, bytes).into_any())
+                }
+            }
+        };
+        let valid: Bound<'py, PyAny> = match &c.valid {
+            Some(v) => v.clone().into_pyarray(py).into_any(),
+            None => py.None().into_bound(py),
+        };
+        out.set_item(&c.name, PyTuple::new(py, [PyString::new(py, kind).into_any(), values, valid])?)?;
+    }
+    Ok(out)
+}
+
+/// dict of (kind, values, valid) -> Frame.
+pub(crate) fn frame_from_py(d: &Bound<'_, PyDict>) -> PyResult<Frame> {
+    let mut columns = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        let name: String = k.extract()?;
+        let (kind, values, valid): (String, Bound<'_, PyAny>, Option<Bound<'_, PyAny>>) = v.extract()?;
+        let valid: Option<Vec<bool>> = match valid {
+            Some(m) if !m.is_none() => Some(m.extract()?),
+            _ => None,
+        };
+        let dt = datatype_of_kind(&kind)
+            .ok_or_else(|| PyTypeError::new_err(format!("column {name:?}: unsupported type {kind:?}")))?;
+        let values = if dt == Datatype::StringUtf8 {
+            let items: Vec<Option<String>> = values.extract()?;
+            Values::Str(items.into_iter().map(Option::unwrap_or_default).collect())
+        } else if dt == Datatype::Bool {
+            let arr = values.cast::<PyUntypedArray>()?;
+            let v: Vec<bool> = arr.call_method1("astype", ("bool",))?.call_method0("tolist")?.extract()?;
+            Values::bool(v)
+        } else {
+            with_voxel_type!(dt, T => {
+                let arr = values.cast::<numpy::PyArrayDyn<T>>()?.readonly();
+                let v: Vec<T> = arr.as_array().iter().copied().collect();
+                Values::Fixed { datatype: dt, bytes: bytemuck::cast_slice(&v).to_vec() }
+            }, _ => return Err(PyTypeError::new_err(format!("column {name:?}: unsupported type {kind:?}"))))
+        };
+        columns.push(Column { name, values, valid });
+    }
+    let f = Frame { columns };
+    f.check().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(f)
+}
+
+fn schema_from_py(schema: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, ColumnType)>> {
+    let mut out = Vec::new();
+    if let Some(s) = schema {
+        for (k, v) in s.iter() {
+            let name: String = k.extract()?;
+            let kind: String = v.extract()?;
+            let dt = datatype_of_kind(&kind)
+                .ok_or_else(|| PyTypeError::new_err(format!("obs column {name:?}: unsupported type {kind:?}")))?;
+            out.push((name, ColumnType { datatype: dt, var: dt == Datatype::StringUtf8 }));
+        }
+    }
+    Ok(out)
+}
+
+fn cell_from_py(v: &Bound<'_, PyAny>) -> PyResult<Cell> {
+    use pyo3::types::{PyBool, PyFloat, PyInt};
+    if v.is_none() {
+        return Ok(Cell::Null);
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(Cell::Str(s.to_str()?.to_owned()));
+    }
+    if v.is_instance_of::<PyBool>() || v.get_type().name()?.to_str()? == "bool_" {
+        return Ok(Cell::Bool(v.extract()?));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return Ok(Cell::Int(v.extract()?));
+    }
+    if v.is_instance_of::<PyFloat>() {
+        let x: f64 = v.extract()?;
+        return Ok(Cell::Float(x));
+    }
+    if let Ok(x) = v.extract::<i64>() {
+        if v.getattr("dtype")
+            .and_then(|d| d.getattr("kind"))
+            .and_then(|k| k.extract::<String>())
+            .is_ok_and(|k| k == "f")
+        {
+            return Ok(Cell::Float(v.extract()?));
+        }
+        return Ok(Cell::Int(x));
+    }
+    if let Ok(x) = v.extract::<f64>() {
+        return Ok(Cell::Float(x));
+    }
+    Err(PyTypeError::new_err(format!("obs values must be str, int, float, bool or None; got {}", v.get_type().name()?)))
+}
+
+fn attrs_from_py(d: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Cell)>> {
+    let mut out = Vec::new();
+    if let Some(d) = d {
+        for (k, v) in d.iter() {
+            out.push((k.extract()?, cell_from_py(&v)?));
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A sparse dataframe array (``obs`` or ``obs_meta``).
+#[pyclass(name = "NativeDataframe", module = "radiobject._radiobject")]
+pub struct PyDataframe {
+    inner: Dataframe,
+}
+
+#[pymethods]
+impl PyDataframe {
+    /// Opens the dataframe at ``uri``.
+    #[staticmethod]
+    fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyDataframe> {
+        let c = ctx.inner.clone();
+        Ok(PyDataframe { inner: py.detach(|| Dataframe::open(&c, uri)).py(py)? })
+    }
+
+    /// Creates a dataframe with string index columns and typed attribute columns.
+    #[staticmethod]
+    #[pyo3(signature = (uri, ctx, index_columns, schema=None))]
+    fn create(
+        py: Python<'_>,
+        uri: &str,
+        ctx: PyRef<'_, PyContext>,
+        index_columns: Vec<String>,
+        schema: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyDataframe> {
+        let c = ctx.inner.clone();
+        let cols = schema_from_py(schema)?;
+        let idx: Vec<&str> = index_columns.iter().map(String::as_str).collect();
+        Ok(PyDataframe { inner: py.detach(|| Dataframe::create(&c, uri, &idx, &cols)).py(py)? })
+    }
+
+    /// Index column names.
+    #[getter]
+    fn index_columns(&self) -> Vec<String> {
+        self.inner.index_columns().to_vec()
+    }
+
+    /// ``[(name, kind)]`` of the attribute columns.
+    #[getter]
+    fn columns(&self) -> Vec<(String, &'static str)> {
+        self.inner.columns().into_iter().map(|(n, t)| (n, kind_of(t.datatype))).collect()
+    }
+
+    /// Reads all rows (sorted by index), optionally only some attribute columns.
+    #[pyo3(signature = (columns=None))]
+    fn read<'py>(&self, py: Python<'py>, columns: Option<Vec<String>>) -> PyResult<Bound<'py, PyDict>> {
+        let f = py.detach(|| self.inner.read(columns.as_deref())).py(py)?;
+        frame_to_py(py, &f)
+    }
+
+    /// Number of rows.
+    fn count(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.inner.count()).py(py)
+    }
+
+    /// Writes full rows (missing columns as nulls, new columns added); replaces rows with the same index.
+    fn write(&mut self, py: Python<'_>, frame: &Bound<'_, PyDict>) -> PyResult<()> {
+        let f = frame_from_py(frame)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.write(&f)).py(py)
+    }
+
+    /// Adds typed columns (``{name: kind}``).
+    fn add_columns(&mut self, py: Python<'_>, schema: &Bound<'_, PyDict>) -> PyResult<()> {
+        let cols = schema_from_py(Some(schema))?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.add_columns(&cols)).py(py)
+    }
+}
+
+/// An opened volume collection.
+#[pyclass(name = "NativeCollection", module = "radiobject._radiobject", frozen)]
+pub struct PyCollection {
+    pub(crate) inner: VolumeCollection,
+}
+
+#[pymethods]
+impl PyCollection {
+    /// Opens the collection at ``uri``.
+    #[staticmethod]
+    fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyCollection> {
+        let c = ctx.inner.clone();
+        Ok(PyCollection { inner: py.detach(|| VolumeCollection::open(uri, &c)).py(py)? })
+    }
+
+    /// The collection URI.
+    #[getter]
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
+
+    /// The ``name`` metadata.
+    #[getter]
+    fn name(&self) -> Option<String> {
+        self.inner.name()
+    }
+
+    /// ``(x, y, z)`` if uniform.
+    #[getter]
+    fn shape(&self) -> Option<(u64, u64, u64)> {
+        self.inner.shape().map(|s| (s[0], s[1], s[2]))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Group metadata.
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.inner.metadata() {
+            d.set_item(k, meta_to_py(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// obs rows (sorted by subject, obs_id), as a frame dict.
+    fn obs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        frame_to_py(py, self.inner.obs())
+    }
+
+    /// obs_ids in rank order.
+    #[getter]
+    fn obs_ids(&self) -> Vec<String> {
+        self.inner.obs_ids().to_vec()
+    }
+
+    /// Subject of each volume, in rank order.
+    #[getter]
+    fn subject_ids(&self) -> Vec<String> {
+        self.inner.subject_ids().to_vec()
+    }
+
+    /// Member names of the volumes group.
+    #[getter]
+    fn members(&self) -> Vec<String> {
+        self.inner.members().to_vec()
+    }
+
+    /// The volume at ``rank`` (opened once, cached).
+    fn volume(&self, py: Python<'_>, rank: usize) -> PyResult<PyVolume> {
+        Ok(PyVolume { inner: py.detach(|| self.inner.volume(rank)).py(py)? })
+    }
+
+    /// Volumes at several ranks, opened in parallel on the context's pool.
+    fn volumes(&self, py: Python<'_>, ranks: Vec<usize>) -> PyResult<Vec<PyVolume>> {
+        use rayon::prelude::*;
+        let inner = &self.inner;
+        let out = py
+            .detach(|| {
+                inner
+                    .context()
+                    .pool()?
+                    .install(|| ranks.par_iter().map(|&r| inner.volume(r)).collect::<Result<Vec<_>, _>>())
+            })
+            .py(py)?;
+        Ok(out.into_iter().map(|inner| PyVolume { inner }).collect())
+    }
+
+    /// URI of the volume at ``rank``.
+    fn volume_uri(&self, py: Python<'_>, rank: usize) -> PyResult<String> {
+        self.inner.volume_uri(rank).py(py)
+    }
+
+    /// Rank of ``obs_id`` (None if absent).
+    fn rank_of(&self, obs_id: &str) -> Option<usize> {
+        self.inner.rank_of(obs_id)
+    }
+
+    /// Whether every volume sits at its sorted position (reads every volume's metadata).
+    fn is_in_sorted_layout(&self, py: Python<'_>) -> PyResult<bool> {
+        py.detach(|| self.inner.is_in_sorted_layout()).py(py)
+    }
+
+    /// The context this collection reads through.
+    #[getter]
+    fn context(&self) -> PyContext {
+        PyContext { inner: self.inner.context().clone() }
+    }
+}
+
+/// Writes volumes into a new or existing collection; registers them at ``finish()``.
+#[pyclass(name = "NativeCollectionWriter", module = "radiobject._radiobject")]
+pub struct PyCollectionWriter {
+    inner: Option<CollectionWriter>,
+}
+
+impl PyCollectionWriter {
+    fn writer(&mut self, py: Python<'_>) -> PyResult<&mut CollectionWriter> {
+        self.inner.as_mut().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))
+    }
+}
+
+#[pymethods]
+impl PyCollectionWriter {
+    /// Starts a new collection at ``uri``.
+    #[staticmethod]
+    #[pyo3(signature = (uri, ctx, name=None, shape=None, obs_schema=None, write_json=None))]
+    fn create(
+        py: Python<'_>,
+        uri: &str,
+        ctx: PyRef<'_, PyContext>,
+        name: Option<String>,
+        shape: Option<Vec<u64>>,
+        obs_schema: Option<&Bound<'_, PyDict>>,
+        write_json: Option<&str>,
+    ) -> PyResult<PyCollectionWriter> {
+        let c = ctx.inner.clone();
+        let schema = schema_from_py(obs_schema)?;
+        let write = write_config(py, write_json)?;
+        let w = py
+            .detach(|| CollectionWriter::create(&c, uri, name.as_deref(), shape.as_deref(), &schema, &write))
+            .py(py)?;
+        Ok(PyCollectionWriter { inner: Some(w) })
+    }
+
+    /// Appends to an existing collection.
+    #[staticmethod]
+    #[pyo3(signature = (collection, write_json=None))]
+    fn append(
+        py: Python<'_>,
+        collection: PyRef<'_, PyCollection>,
+        write_json: Option<&str>,
+    ) -> PyResult<PyCollectionWriter> {
+        let write = write_config(py, write_json)?;
+        let coll = collection.inner.clone();
+        let w = py.detach(|| CollectionWriter::append(&coll, &write)).py(py)?;
+        Ok(PyCollectionWriter { inner: Some(w) })
+    }
+
+    /// Writes one volume and buffers its obs row (``attrs``: column -> str/int/float/bool/None).
+    #[pyo3(signature = (data, obs_id, obs_subject_id, attrs=None, metadata=None))]
+    fn write_volume(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyUntypedArray>,
+        obs_id: &str,
+        obs_subject_id: &str,
+        attrs: Option<&Bound<'_, PyDict>>,
+        metadata: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let attrs = attrs_from_py(attrs)?;
+        let meta = metadata_from_dict(metadata)?;
+        let name: String = data.dtype().getattr("name")?.extract()?;
+        let dt = Datatype::from_numpy_name(&name)
+            .ok_or_else(|| raise(py, "DtypeError", format!("unsupported dtype {name} for a volume")))?;
+        let w = self.writer(py)?;
+        with_voxel_type!(dt, T => {
+            let arr = data.cast::<numpy::PyArrayDyn<T>>()?.readonly();
+            let view = arr.as_array();
+            py.detach(|| w.write_volume(view, obs_id, obs_subject_id, &attrs, &meta)).py(py)
+        }, _ => unreachable!("from_numpy_name returns voxel types"))
+    }
+
+    /// Volumes written by this writer so far.
+    #[getter]
+    fn n_written(&self) -> usize {
+        self.inner.as_ref().map_or(0, CollectionWriter::n_written)
+    }
+
+    /// Registers everything written and returns the collection.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<PyCollection> {
+        let w =
+            self.inner.take().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))?;
+        Ok(PyCollection { inner: py.detach(|| w.finish()).py(py)? })
+    }
+
+    /// Removes what this writer wrote (the collection too if it created it).
+    fn abort(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.inner.take() {
+            Some(w) => py.detach(|| w.abort()).py(py),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An opened dataset (RadiObject).
+#[pyclass(name = "NativeDataset", module = "radiobject._radiobject", frozen)]
+pub struct PyDataset {
+    inner: Dataset,
+}
+
+#[pymethods]
+impl PyDataset {
+    /// Opens the dataset at ``uri``.
+    #[staticmethod]
+    fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyDataset> {
+        let c = ctx.inner.clone();
+        Ok(PyDataset { inner: py.detach(|| Dataset::open(uri, &c)).py(py)? })
+    }
+
+    /// The root URI.
+    #[getter]
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
+
+    /// Root metadata.
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.inner.metadata() {
+            d.set_item(k, meta_to_py(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// obs_meta rows (sorted), as a frame dict.
+    fn obs_meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        frame_to_py(py, self.inner.obs_meta())
+    }
+
+    /// Index columns of obs_meta.
+    #[getter]
+    fn obs_meta_index(&self) -> Vec<String> {
+        self.inner.obs_meta_index().to_vec()
+    }
+
+    /// Subject ids, sorted.
+    #[getter]
+    fn subject_ids(&self) -> Vec<String> {
+        self.inner.subject_ids().to_vec()
+    }
+
+    /// Collection names in member order.
+    #[getter]
+    fn collection_names(&self) -> Vec<String> {
+        self.inner.collection_names().to_vec()
+    }
+
+    /// The collection ``name``.
+    fn collection(&self, py: Python<'_>, name: &str) -> PyResult<PyCollection> {
+        Ok(PyCollection { inner: py.detach(|| self.inner.collection(name)).py(py)? })
+    }
+
+    /// Renames a collection (directory, member and name metadata); returns the reopened dataset.
+    fn rename_collection(&self, py: Python<'_>, old: &str, new: &str) -> PyResult<PyDataset> {
+        Ok(PyDataset { inner: py.detach(|| self.inner.rename_collection(old, new)).py(py)? })
+    }
+
+    /// Copies the dataset to ``dst``.
+    fn copy_to(&self, py: Python<'_>, dst: &str) -> PyResult<PyDataset> {
+        Ok(PyDataset { inner: py.detach(|| self.inner.copy_to(dst)).py(py)? })
+    }
+
+    /// The context this dataset reads through.
+    #[getter]
+    fn context(&self) -> PyContext {
+        PyContext { inner: self.inner.context().clone() }
+    }
+}
+
+/// Builds a dataset: skeleton, collections (registered one by one), obs_meta and counts.
+#[pyclass(name = "NativeDatasetWriter", module = "radiobject._radiobject")]
+pub struct PyDatasetWriter {
+    inner: Option<DatasetWriter>,
+}
+
+impl PyDatasetWriter {
+    fn writer(&mut self, py: Python<'_>) -> PyResult<&mut DatasetWriter> {
+        self.inner.as_mut().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))
+    }
+}
+
+#[pymethods]
+impl PyDatasetWriter {
+    /// Creates the dataset skeleton at ``uri``.
+    #[staticmethod]
+    #[pyo3(signature = (uri, ctx, obs_meta_schema=None))]
+    fn create(
+        py: Python<'_>,
+        uri: &str,
+        ctx: PyRef<'_, PyContext>,
+        obs_meta_schema: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyDatasetWriter> {
+        let c = ctx.inner.clone();
+        let schema = schema_from_py(obs_meta_schema)?;
+        Ok(PyDatasetWriter { inner: Some(py.detach(|| DatasetWriter::create(&c, uri, &schema)).py(py)?) })
+    }
+
+    /// Continues an existing dataset.
+    #[staticmethod]
+    fn extend(py: Python<'_>, dataset: PyRef<'_, PyDataset>) -> PyResult<PyDatasetWriter> {
+        Ok(PyDatasetWriter { inner: Some(DatasetWriter::extend(&dataset.inner).py(py)?) })
+    }
+
+    /// Buffers obs_meta rows (a frame dict with ``obs_subject_id``).
+    fn write_obs_meta(&mut self, py: Python<'_>, frame: &Bound<'_, PyDict>) -> PyResult<()> {
+        let f = frame_from_py(frame)?;
+        self.writer(py)?.write_obs_meta(f).py(py)
+    }
+
+    /// Starts collection ``name``; register it with ``register`` when written.
+    #[pyo3(signature = (name, shape=None, obs_schema=None, write_json=None))]
+    fn add_collection(
+        &mut self,
+        py: Python<'_>,
+        name: &str,
+        shape: Option<Vec<u64>>,
+        obs_schema: Option<&Bound<'_, PyDict>>,
+        write_json: Option<&str>,
+    ) -> PyResult<PyCollectionWriter> {
+        let schema = schema_from_py(obs_schema)?;
+        let write = write_config(py, write_json)?;
+        let w = self.writer(py)?;
+        let cw = py.detach(|| w.add_collection(name, shape.as_deref(), &schema, &write)).py(py)?;
+        Ok(PyCollectionWriter { inner: Some(cw) })
+    }
+
+    /// Finishes a collection writer and registers its collection.
+    fn register(&mut self, py: Python<'_>, mut writer: PyRefMut<'_, PyCollectionWriter>) -> PyResult<PyCollection> {
+        let cw = writer
+            .inner
+            .take()
+            .ok_or_else(|| raise(py, "StorageError", "that collection writer is already finished"))?;
+        let w = self.writer(py)?;
+        Ok(PyCollection { inner: py.detach(|| w.register(cw)).py(py)? })
+    }
+
+    /// Writes obs_meta (with obs_ids) and counts; returns the dataset.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<PyDataset> {
+        let w =
+            self.inner.take().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))?;
+        Ok(PyDataset { inner: py.detach(|| w.finish()).py(py)? })
+    }
+
+    /// Removes the dataset if this writer created it.
+    fn abort(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.inner.take() {
+            Some(w) => py.detach(|| w.abort()).py(py),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Registers the dataset classes.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyDataframe>()?;
+    m.add_class::<PyCollection>()?;
+    m.add_class::<PyCollectionWriter>()?;
+    m.add_class::<PyDataset>()?;
+    m.add_class::<PyDatasetWriter>()?;
+    Ok(())
+}
