@@ -10,12 +10,18 @@
 from collections.abc import Sequence
 from typing import Any, Literal, final
 
+import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "Context",
     "StatsScope",
     "NativeVolume",
+    "NativeDataframe",
+    "NativeCollection",
+    "NativeCollectionWriter",
+    "NativeDataset",
+    "NativeDatasetWriter",
     "global_context",
     "validate_config",
     "set_global_config",
@@ -31,6 +37,14 @@ _Region = Sequence[tuple[int, int]]
 # What metadata values come back as: STRING_UTF8 -> str, one integer/float -> int/float, several
 # -> a tuple, BLOB and uninterpreted types -> bytes.
 _MetaValue = str | int | float | bytes | tuple[int, ...] | tuple[float, ...]
+# Dataframes cross the boundary as {column: (kind, values, valid)}, insertion-ordered: kind is "str"
+# or a NumPy dtype name, values a list of str (None allowed when writing) or a NumPy array, valid
+# None (no nulls) or a NumPy bool array (True = present).
+_Frame = dict[str, tuple[str, list[str] | list[str | None] | npt.NDArray[Any], npt.NDArray[np.bool_] | None]]
+# Column types for new columns: {name: kind}.
+_Schema = dict[str, str]
+# obs values of one volume: column -> str / int / float / bool / None.
+_Cell = str | int | float | bool | None
 
 @final
 class Context:
@@ -185,6 +199,213 @@ class NativeVolume:
 
     def reopen(self) -> None:
         """Drops the open handle and reopens the array (sees writes made elsewhere)."""
+
+@final
+class NativeDataframe:
+    """A sparse dataframe array (``obs`` or ``obs_meta``)."""
+
+    @staticmethod
+    def open(uri: str, ctx: Context) -> NativeDataframe:
+        """Opens the dataframe at ``uri``."""
+
+    @staticmethod
+    def create(uri: str, ctx: Context, index_columns: Sequence[str], schema: _Schema | None = None) -> NativeDataframe:
+        """Creates a dataframe with string index columns and typed attribute columns."""
+
+    @property
+    def index_columns(self) -> list[str]:
+        """Index column names."""
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """``[(name, kind)]`` of the attribute columns."""
+
+    def read(self, columns: Sequence[str] | None = None) -> _Frame:
+        """Reads all rows (sorted by index), optionally only some attribute columns."""
+
+    def count(self) -> int:
+        """Number of rows."""
+
+    def write(self, frame: _Frame) -> None:
+        """Writes full rows (missing columns as nulls, new columns added); replaces rows with the
+        same index."""
+
+    def add_columns(self, schema: _Schema) -> None:
+        """Adds typed columns (``{name: kind}``)."""
+
+@final
+class NativeCollection:
+    """An opened volume collection."""
+
+    @staticmethod
+    def open(uri: str, ctx: Context) -> NativeCollection:
+        """Opens the collection at ``uri``."""
+
+    @property
+    def uri(self) -> str:
+        """The collection URI."""
+
+    @property
+    def name(self) -> str | None:
+        """The ``name`` metadata."""
+
+    @property
+    def shape(self) -> tuple[int, int, int] | None:
+        """``(x, y, z)`` if uniform."""
+
+    def __len__(self) -> int: ...
+    def metadata(self) -> dict[str, _MetaValue]:
+        """Group metadata."""
+
+    def obs(self) -> _Frame:
+        """obs rows (sorted by subject, obs_id), as a frame dict."""
+
+    @property
+    def obs_ids(self) -> list[str]:
+        """obs_ids in rank order."""
+
+    @property
+    def subject_ids(self) -> list[str]:
+        """Subject of each volume, in rank order."""
+
+    @property
+    def members(self) -> list[str]:
+        """Member names of the volumes group."""
+
+    def volume(self, rank: int) -> NativeVolume:
+        """The volume at ``rank`` (opened once, cached)."""
+
+    def volumes(self, ranks: Sequence[int]) -> list[NativeVolume]:
+        """Volumes at several ranks, opened in parallel on the context's pool."""
+
+    def volume_uri(self, rank: int) -> str:
+        """URI of the volume at ``rank``."""
+
+    def rank_of(self, obs_id: str) -> int | None:
+        """Rank of ``obs_id`` (None if absent)."""
+
+    def is_in_sorted_layout(self) -> bool:
+        """Whether every volume sits at its sorted position (reads every volume's metadata)."""
+
+    @property
+    def context(self) -> Context:
+        """The context this collection reads through."""
+
+@final
+class NativeCollectionWriter:
+    """Writes volumes into a new or existing collection; registers them at ``finish()``."""
+
+    @staticmethod
+    def create(
+        uri: str,
+        ctx: Context,
+        name: str | None = None,
+        shape: Sequence[int] | None = None,
+        obs_schema: _Schema | None = None,
+        write_json: str | None = None,
+    ) -> NativeCollectionWriter:
+        """Starts a new collection at ``uri``."""
+
+    @staticmethod
+    def append(collection: NativeCollection, write_json: str | None = None) -> NativeCollectionWriter:
+        """Appends to an existing collection."""
+
+    def write_volume(
+        self,
+        data: npt.NDArray[Any],
+        obs_id: str,
+        obs_subject_id: str,
+        attrs: dict[str, _Cell] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Writes one volume and buffers its obs row."""
+
+    @property
+    def n_written(self) -> int:
+        """Volumes written by this writer so far."""
+
+    def finish(self) -> NativeCollection:
+        """Registers everything written and returns the collection."""
+
+    def abort(self) -> None:
+        """Removes what this writer wrote (the collection too if it created it)."""
+
+@final
+class NativeDataset:
+    """An opened dataset (RadiObject)."""
+
+    @staticmethod
+    def open(uri: str, ctx: Context) -> NativeDataset:
+        """Opens the dataset at ``uri``."""
+
+    @property
+    def uri(self) -> str:
+        """The root URI."""
+
+    def metadata(self) -> dict[str, _MetaValue]:
+        """Root metadata."""
+
+    def obs_meta(self) -> _Frame:
+        """obs_meta rows (sorted), as a frame dict."""
+
+    @property
+    def obs_meta_index(self) -> list[str]:
+        """Index columns of obs_meta."""
+
+    @property
+    def subject_ids(self) -> list[str]:
+        """Subject ids, sorted."""
+
+    @property
+    def collection_names(self) -> list[str]:
+        """Collection names in member order."""
+
+    def collection(self, name: str) -> NativeCollection:
+        """The collection ``name``."""
+
+    def rename_collection(self, old: str, new: str) -> NativeDataset:
+        """Renames a collection (directory, member and name metadata); returns the reopened
+        dataset."""
+
+    def copy_to(self, dst: str) -> NativeDataset:
+        """Copies the dataset to ``dst``."""
+
+    @property
+    def context(self) -> Context:
+        """The context this dataset reads through."""
+
+@final
+class NativeDatasetWriter:
+    """Builds a dataset: skeleton, collections (registered one by one), obs_meta and counts."""
+
+    @staticmethod
+    def create(uri: str, ctx: Context, obs_meta_schema: _Schema | None = None) -> NativeDatasetWriter:
+        """Creates the dataset skeleton at ``uri``."""
+
+    @staticmethod
+    def extend(dataset: NativeDataset) -> NativeDatasetWriter:
+        """Continues an existing dataset."""
+
+    def write_obs_meta(self, frame: _Frame) -> None:
+        """Buffers obs_meta rows (a frame dict with ``obs_subject_id``)."""
+
+    def add_collection(
+        self,
+        name: str,
+        shape: Sequence[int] | None = None,
+        obs_schema: _Schema | None = None,
+        write_json: str | None = None,
+    ) -> NativeCollectionWriter:
+        """Starts collection ``name``; register it with :meth:`register` when written."""
+
+    def register(self, writer: NativeCollectionWriter) -> NativeCollection:
+        """Finishes a collection writer and registers its collection."""
+
+    def finish(self) -> NativeDataset:
+        """Writes obs_meta (with obs_ids) and counts; returns the dataset."""
+
+    def abort(self) -> None:
+        """Removes the dataset if this writer created it."""
 
 def global_context() -> Context:
     """The process-wide context (built lazily from the global configuration; rebuilt after
