@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -21,28 +22,8 @@ import numpy as np
 import radiobject as ro
 from radiobject import ReadConfig, TileDBStats, Volume, WriteConfig
 
-
-def brain_phantom(shape=(240, 240, 155), seed=7) -> np.ndarray:
-    """An ellipsoid 'brain' of smooth Gaussian blobs plus noise, background exactly 0."""
-    rng = np.random.default_rng(seed)
-    x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij", sparse=True)
-    cx, cy, cz = (n / 2 for n in shape)
-    inside = ((x - cx) / (0.36 * shape[0])) ** 2 + ((y - cy) / (0.42 * shape[1])) ** 2 + ((z - cz) / (0.40 * shape[2])) ** 2 <= 1
-    vol = np.zeros(shape, np.float32)
-    for _ in range(40):
-        bx, by, bz = (rng.uniform(0.25, 0.75) * n for n in shape)
-        s = rng.uniform(8, 28)
-        vol += rng.uniform(40, 200) * np.exp(-((x - bx) ** 2 + (y - by) ** 2 + (z - bz) ** 2) / (2 * s * s))
-    vol += rng.normal(0, 15, shape).astype(np.float32)
-    return np.where(inside, np.round(vol), 0).astype(np.float32)
-
-
-def mni_t1() -> np.ndarray:
-    import nibabel as nib
-    from nilearn import datasets
-
-    path = Path(datasets.__file__).parent / "data" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-    return np.asarray(nib.load(path).dataobj)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benches.data import brain_phantom, mni_t1  # noqa: E402  (the sample volumes, shared with the benchmarks)
 
 
 def ms(samples: list[float]) -> str:
