@@ -45,6 +45,9 @@ pub const OBS_INDEX: [&str; 2] = ["obs_subject_id", "obs_id"];
 pub const OBS: &str = "obs";
 /// Name of the volumes member.
 pub const VOLUMES: &str = "volumes";
+/// Collection metadata written by this library's writers: `sorted:<n_volumes>` says volume `i` of
+/// the sorted obs order is at `volumes/<i>` (ignored by the reference).
+pub const LAYOUT_KEY: &str = "radiobject_layout";
 
 struct Inner {
     ctx: Context,
@@ -269,9 +272,17 @@ impl VolumeCollection {
         Ok(ok.into_iter().all(|x| x))
     }
 
-    /// Current directory of every rank (reading volume metadata if the layout is not sorted).
+    /// Whether this library's writer left the layout sorted and nobody changed the collection
+    /// since (the marker records the volume count it was written with).
+    fn marked_sorted(&self) -> bool {
+        self.inner.group.meta_str(LAYOUT_KEY) == Some(format!("sorted:{}", self.len()).as_str())
+            && self.inner.members.len() == self.len()
+    }
+
+    /// Current directory of every rank (reading volume metadata if the layout is not known to be
+    /// sorted).
     fn current_dirs(&self) -> Result<Vec<String>> {
-        if self.len() > 0 && !self.is_in_sorted_layout()? {
+        if self.len() > 0 && !self.marked_sorted() && !self.is_in_sorted_layout()? {
             self.remap()?;
         }
         (0..self.len())
@@ -343,6 +354,7 @@ pub struct CollectionWriter {
     seen: HashSet<String>,
     untyped: BTreeSet<String>,
     next_dir: usize,
+    keep_on_drop: bool,
     done: bool,
 }
 
@@ -353,6 +365,35 @@ impl std::fmt::Debug for CollectionWriter {
 }
 
 impl CollectionWriter {
+    /// Creates the empty structure of a collection (group, `volumes` group, `obs`) if it is not
+    /// there yet; completes a structure left half-made by an interrupted run.
+    pub fn ensure_skeleton(ctx: &Context, uri: &str, name: Option<&str>) -> Result<()> {
+        let ctx = ctx.for_current_process()?;
+        if ctx.object_kind(uri)?.is_none() {
+            create_group(&ctx, uri)?;
+        }
+        let info = read_group(&ctx, uri, "volume collection")?;
+        let mut update = GroupUpdate::default();
+        if ctx.object_kind(&join(uri, VOLUMES))?.is_none() {
+            create_group(&ctx, &join(uri, VOLUMES))?;
+        }
+        if ctx.object_kind(&join(uri, OBS))?.is_none() {
+            Dataframe::create(&ctx, &join(uri, OBS), &OBS_INDEX, &[])?;
+        }
+        for m in [VOLUMES, OBS] {
+            if info.member(m).is_none() {
+                update.add.push((m.into(), m.into()));
+            }
+        }
+        if info.meta_int("n_volumes").is_none() {
+            update.put.push(("n_volumes".into(), MetaValue::from(0i64)));
+        }
+        if let (Some(n), None) = (name, info.meta_str("name")) {
+            update.put.push(("name".into(), MetaValue::from(n)));
+        }
+        update_group(&ctx, uri, &update)
+    }
+
     /// Starts a new collection at `uri` (refused if anything exists there).
     ///
     /// `shape`: if given, every volume's first three axes must equal it. `obs_schema`: columns
@@ -414,6 +455,7 @@ impl CollectionWriter {
             seen: HashSet::new(),
             untyped: BTreeSet::new(),
             next_dir: 0,
+            keep_on_drop: false,
             done: false,
         })
     }
@@ -445,8 +487,38 @@ impl CollectionWriter {
             shapes: Vec::new(),
             untyped: BTreeSet::new(),
             next_dir,
+            keep_on_drop: false,
             done: false,
         })
+    }
+
+    /// Takes over volumes already written at `volumes/<dir>` (by a resumable ingest) so that
+    /// [`finish`](Self::finish) registers them: `rows` are their obs rows (with
+    /// `obs_subject_id`/`obs_id`), `dirs` and `shapes` their directories and shapes. Dropping this
+    /// writer unfinished removes nothing (the ingest manifest tracks those volumes).
+    pub fn adopt(
+        collection: &VolumeCollection,
+        rows: Frame,
+        dirs: Vec<usize>,
+        shapes: Vec<Vec<u64>>,
+        write: &WriteConfig,
+    ) -> Result<CollectionWriter> {
+        let mut w = CollectionWriter::append(collection, write)?;
+        rows.check()?;
+        if rows.len() != dirs.len() || dirs.len() != shapes.len() {
+            return Err(Error::Invalid("adopt: rows, dirs and shapes differ in length".into()));
+        }
+        w.next_dir = w.next_dir.max(dirs.iter().map(|d| d + 1).max().unwrap_or(0));
+        for id in rows.column("obs_id").and_then(|c| c.values.as_str()).unwrap_or(&[]) {
+            if !w.seen.insert(id.clone()) {
+                return Err(Error::Alignment(format!("obs_id {id:?} already exists in {}", w.uri)));
+            }
+        }
+        w.rows = rows;
+        w.dirs = dirs;
+        w.shapes = shapes;
+        w.keep_on_drop = true;
+        Ok(w)
     }
 
     /// The collection URI.
@@ -580,7 +652,9 @@ impl CollectionWriter {
             for (i, d) in ex.dirs.iter().enumerate() {
                 all.push((c.subject_ids()[i].clone(), c.obs_ids()[i].clone(), d.clone()));
             }
-            old_shape_uniform = Some(c.shape());
+            if !c.is_empty() {
+                old_shape_uniform = Some(c.shape());
+            }
         }
         let new_subjects = self.rows.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
         let new_ids = self.rows.column("obs_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
@@ -614,7 +688,11 @@ impl CollectionWriter {
         let n = self.rows.len();
         for name in std::mem::take(&mut self.untyped) {
             if self.rows.column(&name).is_none() && !self.schema.iter().any(|(s, _)| *s == name) {
-                self.rows.columns.push(Column { name, values: Values::Str(vec![String::new(); n]), valid: Some(vec![false; n]) });
+                self.rows.columns.push(Column {
+                    name,
+                    values: Values::Str(vec![String::new(); n]),
+                    valid: Some(vec![false; n]),
+                });
             }
         }
         // obs rows (full rows; one fragment)
@@ -636,7 +714,10 @@ impl CollectionWriter {
             Some(None) => None,
             Some(Some(s)) => (spatial.is_empty() || (spatial.len() == 1 && spatial.contains(&s))).then_some(s),
         };
-        let mut put = vec![("n_volumes".to_owned(), MetaValue::from(total as i64))];
+        let mut put = vec![
+            ("n_volumes".to_owned(), MetaValue::from(total as i64)),
+            (LAYOUT_KEY.to_owned(), MetaValue::from(format!("sorted:{total}"))),
+        ];
         if let Some(n) = &self.name {
             put.push(("name".into(), MetaValue::from(n.as_str())));
         }
@@ -675,7 +756,7 @@ impl CollectionWriter {
 
 impl Drop for CollectionWriter {
     fn drop(&mut self) {
-        if !self.done && self.ctx.in_current_process() {
+        if !self.done && !self.keep_on_drop && self.ctx.in_current_process() {
             let _ = self.rollback();
         }
     }

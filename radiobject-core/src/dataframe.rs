@@ -480,7 +480,7 @@ impl Dataframe {
             nullable: *nullable,
             cell_size: t.datatype.size(),
         }));
-        let bufs = array.read_sparse(&req, Layout::GlobalOrder, None).at("read", &self.uri)?;
+        let bufs = array.read_sparse(&req, Layout::GlobalOrder).at("read", &self.uri)?;
         let types: Vec<(ColumnType, bool)> = self
             .index
             .iter()
@@ -497,6 +497,11 @@ impl Dataframe {
     /// Number of rows.
     pub fn count(&self) -> Result<usize> {
         Ok(self.read(Some(&[]))?.len())
+    }
+
+    /// Merges all fragments into one (after many small writes) and removes the old ones.
+    pub fn consolidate(&self) -> Result<()> {
+        self.ctx.tdb().consolidate_and_vacuum(&self.uri).at("consolidate", &self.uri)
     }
 
     /// Adds attribute columns (existing rows read as null).

@@ -159,7 +159,10 @@ impl Dataset {
             return Ok(c.clone());
         }
         if !self.inner.collection_names.iter().any(|n| n == name) {
-            return Err(Error::NotFound { uri: join(&join(&self.inner.uri, COLLECTIONS), name), expected: "collection" });
+            return Err(Error::NotFound {
+                uri: join(&join(&self.inner.uri, COLLECTIONS), name),
+                expected: "collection",
+            });
         }
         let c = VolumeCollection::open(&join(&join(&self.inner.uri, COLLECTIONS), name), &self.inner.ctx)?;
         self.inner.collections.lock().insert(name.to_owned(), c.clone());
@@ -171,7 +174,10 @@ impl Dataset {
         let ctx = &self.inner.ctx;
         check_collection_name(new)?;
         if !self.inner.collection_names.iter().any(|n| n == old) {
-            return Err(Error::NotFound { uri: join(&join(&self.inner.uri, COLLECTIONS), old), expected: "collection" });
+            return Err(Error::NotFound {
+                uri: join(&join(&self.inner.uri, COLLECTIONS), old),
+                expected: "collection",
+            });
         }
         if self.inner.collection_names.iter().any(|n| n == new) {
             return Err(Error::AlreadyExists { uri: join(&join(&self.inner.uri, COLLECTIONS), new) });
@@ -181,12 +187,20 @@ impl Dataset {
         if ctx.object_kind(&to)?.is_some() {
             return Err(Error::AlreadyExists { uri: to });
         }
-        update_group(ctx, &from, &GroupUpdate { put: vec![("name".into(), MetaValue::from(new))], ..Default::default() })?;
+        update_group(
+            ctx,
+            &from,
+            &GroupUpdate { put: vec![("name".into(), MetaValue::from(new))], ..Default::default() },
+        )?;
         ctx.vfs()?.move_dir(&from, &to).at("rename", &from)?;
         update_group(
             ctx,
             &base,
-            &GroupUpdate { remove: vec![old.to_owned()], add: vec![(new.to_owned(), new.to_owned())], ..Default::default() },
+            &GroupUpdate {
+                remove: vec![old.to_owned()],
+                add: vec![(new.to_owned(), new.to_owned())],
+                ..Default::default()
+            },
         )?;
         Dataset::open(&self.inner.uri, ctx)
     }
@@ -320,7 +334,14 @@ impl DatasetWriter {
         if self.names.iter().any(|n| n == name) {
             return Err(Error::AlreadyExists { uri: join(&join(&self.uri, COLLECTIONS), name) });
         }
-        CollectionWriter::create(&self.ctx, &join(&join(&self.uri, COLLECTIONS), name), Some(name), shape, obs_schema, write)
+        CollectionWriter::create(
+            &self.ctx,
+            &join(&join(&self.uri, COLLECTIONS), name),
+            Some(name),
+            shape,
+            obs_schema,
+            write,
+        )
     }
 
     /// Finishes a collection writer and registers the collection (one group write), refusing an
@@ -387,7 +408,12 @@ impl DatasetWriter {
             }
             // user rows replace existing rows of the same subject
             let keep: Vec<usize> = (0..existing.len())
-                .filter(|&i| existing.column("obs_subject_id").and_then(|c| c.str_at(i)).is_some_and(|s| !given.contains(&s.to_owned())))
+                .filter(|&i| {
+                    existing
+                        .column("obs_subject_id")
+                        .and_then(|c| c.str_at(i))
+                        .is_some_and(|s| !given.contains(&s.to_owned()))
+                })
                 .collect();
             rows = existing.take(&keep);
             let mut user = user;
@@ -402,7 +428,8 @@ impl DatasetWriter {
             rows.append(&Frame { columns: vec![Column::new("obs_subject_id", Values::Str(bare))] })?;
         }
         // obs_id := obs_subject_id (two-dimension layout), obs_ids recomputed
-        let subjects: Vec<String> = rows.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
+        let subjects: Vec<String> =
+            rows.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
         let obs_ids: Vec<String> =
             subjects.iter().map(|s| obs_ids_json(ids_by_subject.get(s).map(Vec::as_slice).unwrap_or(&[]))).collect();
         rows.columns.retain(|c| c.name != "obs_id" && c.name != "obs_ids");
@@ -429,6 +456,11 @@ impl DatasetWriter {
                 ..Default::default()
             },
         )
+    }
+
+    /// Keeps what was written without finishing (the skeleton stays; used by resumable ingest).
+    pub fn keep(mut self) {
+        self.done = true;
     }
 
     /// Removes the dataset if this writer created it.

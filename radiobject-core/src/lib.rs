@@ -29,10 +29,12 @@ pub mod error;
 mod ffi;
 pub mod group;
 pub mod imaging;
+pub mod ingest;
 pub mod metadata;
 pub mod parallel;
 pub mod region;
 pub mod stats;
+pub mod verify;
 pub mod volume;
 
 pub use config::{

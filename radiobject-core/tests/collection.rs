@@ -121,7 +121,8 @@ fn an_unfinished_writer_leaves_nothing_registered() {
         // dropped without finish (an error path)
     }
     assert!(!std::path::Path::new(&uri).exists());
-    let mut w = CollectionWriter::create(&ctx, &uri, Some("c"), Some(&[4, 3, 2]), &[], &WriteConfig::default()).unwrap();
+    let mut w =
+        CollectionWriter::create(&ctx, &uri, Some("c"), Some(&[4, 3, 2]), &[], &WriteConfig::default()).unwrap();
     write(&mut w, "a", "c", 1.0, &[]);
     let c = w.finish().unwrap();
     let mut a = CollectionWriter::append(&c, &WriteConfig::default()).unwrap();

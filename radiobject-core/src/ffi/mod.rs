@@ -215,13 +215,6 @@ impl Ctx {
             _ => ObjectType::Invalid,
         })
     }
-
-    /// Deletes the array at `uri` (all fragments, metadata and schema).
-    pub fn delete_array(&self, uri: &str) -> TdbResult<()> {
-        let c = cstring(uri)?;
-        // SAFETY: the context is live; c outlives the call.
-        self.check(unsafe { sys::tiledb_array_delete(self.ptr(), c.as_ptr()) })
-    }
 }
 
 /// Kind of TileDB object found at a URI.
@@ -261,7 +254,6 @@ owned_handle!(OwnedFilterList, sys::tiledb_filter_list_t, tiledb_filter_list_fre
 owned_handle!(OwnedSchema, sys::tiledb_array_schema_t, tiledb_array_schema_free);
 owned_handle!(OwnedSubarray, sys::tiledb_subarray_t, tiledb_subarray_free);
 owned_handle!(OwnedQuery, sys::tiledb_query_t, tiledb_query_free);
-owned_handle!(OwnedCondition, sys::tiledb_query_condition_t, tiledb_query_condition_free);
 owned_handle!(OwnedVfs, sys::tiledb_vfs_t, tiledb_vfs_free);
 owned_handle!(OwnedEvolution, sys::tiledb_array_schema_evolution_t, tiledb_array_schema_evolution_free);
 
@@ -537,6 +529,16 @@ impl Ctx {
         // SAFETY: both handles are live.
         self.check(unsafe { sys::tiledb_attribute_set_filter_list(ctx, attr.0, fl.0) })?;
         Ok(attr)
+    }
+
+    /// Consolidates the fragments of an array into one and vacuums the old ones (readers opened
+    /// afterwards read a single fragment).
+    pub fn consolidate_and_vacuum(&self, uri: &str) -> TdbResult<()> {
+        let c = cstring(uri)?;
+        // SAFETY: the context is live; NULL config means the context's configuration.
+        self.check(unsafe { sys::tiledb_array_consolidate(self.ptr(), c.as_ptr(), ptr::null_mut()) })?;
+        // SAFETY: as above.
+        self.check(unsafe { sys::tiledb_array_vacuum(self.ptr(), c.as_ptr(), ptr::null_mut()) })
     }
 
     /// Adds attributes to an existing array (schema evolution); existing cells read as null (or
@@ -895,7 +897,6 @@ pub struct Array {
     ctx: Ctx,
     ptr: NonNull<sys::tiledb_array_t>,
     open: bool,
-    mode: Mode,
     schema: SchemaInfo,
 }
 
@@ -919,7 +920,6 @@ impl Array {
             ctx: ctx.clone(),
             ptr,
             open: false,
-            mode,
             schema: SchemaInfo {
                 sparse: false,
                 dims: vec![],
@@ -950,16 +950,6 @@ impl Array {
     /// The schema loaded when the array was opened.
     pub fn schema(&self) -> &SchemaInfo {
         &self.schema
-    }
-
-    /// The mode the array was opened in.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    /// The context the array was opened with.
-    pub fn ctx(&self) -> &Ctx {
-        &self.ctx
     }
 
     /// All metadata of the array (opened for reading).
@@ -1153,90 +1143,11 @@ pub struct ColumnRequest {
     pub cell_size: usize,
 }
 
-/// A query condition on one attribute value: `name op value` (raw bytes of the value).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Condition {
-    /// Attribute name.
-    pub name: String,
-    /// Operator.
-    pub op: CondOp,
-    /// Value bytes in the attribute's type (UTF-8 for strings).
-    pub value: Vec<u8>,
-}
-
-/// Comparison operators of a query condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CondOp {
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-}
-
-/// A condition tree: leaves combined with AND/OR.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConditionExpr {
-    /// A single comparison.
-    Leaf(Condition),
-    /// Both sides hold.
-    And(Box<ConditionExpr>, Box<ConditionExpr>),
-    /// Either side holds.
-    Or(Box<ConditionExpr>, Box<ConditionExpr>),
-}
-
 impl Array {
-    fn build_condition(&self, expr: &ConditionExpr) -> TdbResult<OwnedCondition> {
-        let ctx = self.ctx.ptr();
-        match expr {
-            ConditionExpr::Leaf(c) => {
-                let mut qc = OwnedCondition(ptr::null_mut());
-                // SAFETY: out-pointer valid.
-                self.ctx.check(unsafe { sys::tiledb_query_condition_alloc(ctx, &mut qc.0) })?;
-                let name = cstring(&c.name)?;
-                let op = match c.op {
-                    CondOp::Lt => sys::TILEDB_LT,
-                    CondOp::Le => sys::TILEDB_LE,
-                    CondOp::Gt => sys::TILEDB_GT,
-                    CondOp::Ge => sys::TILEDB_GE,
-                    CondOp::Eq => sys::TILEDB_EQ,
-                    CondOp::Ne => sys::TILEDB_NE,
-                };
-                let dummy = [0u8; 1];
-                let p: *const c_void = if c.value.is_empty() { dummy.as_ptr().cast() } else { c.value.as_ptr().cast() };
-                // SAFETY: value bytes outlive the call (TileDB copies them).
-                self.ctx.check(unsafe {
-                    sys::tiledb_query_condition_init(ctx, qc.0, name.as_ptr(), p, c.value.len() as u64, op)
-                })?;
-                Ok(qc)
-            }
-            ConditionExpr::And(a, b) | ConditionExpr::Or(a, b) => {
-                let (l, r) = (self.build_condition(a)?, self.build_condition(b)?);
-                let op = if matches!(expr, ConditionExpr::And(..)) { sys::TILEDB_AND } else { sys::TILEDB_OR };
-                let mut out = OwnedCondition(ptr::null_mut());
-                // SAFETY: both inputs are live; the result is a new handle.
-                self.ctx.check(unsafe { sys::tiledb_query_condition_combine(ctx, l.0, r.0, op, &mut out.0) })?;
-                Ok(out)
-            }
-        }
-    }
-
-    /// Reads every cell of a sparse array (optionally filtered by `condition`), in `layout` order.
+    /// Reads every cell of a sparse array, in `layout` order.
     ///
     /// Handles incomplete queries by growing buffers and resubmitting.
-    pub fn read_sparse(
-        &self,
-        columns: &[ColumnRequest],
-        layout: Layout,
-        condition: Option<&ConditionExpr>,
-    ) -> TdbResult<Vec<ColumnBuffer>> {
+    pub fn read_sparse(&self, columns: &[ColumnRequest], layout: Layout) -> TdbResult<Vec<ColumnBuffer>> {
         let ctx = self.ctx.ptr();
         let mut out: Vec<ColumnBuffer> =
             columns.iter().map(|c| ColumnBuffer { name: c.name.clone(), ..Default::default() }).collect();
@@ -1244,11 +1155,6 @@ impl Array {
         let mut cap: usize = 1 << 16;
         loop {
             let q = self.new_query(sys::TILEDB_READ, layout)?;
-            let cond = condition.map(|c| self.build_condition(c)).transpose()?;
-            if let Some(c) = &cond {
-                // SAFETY: q and c are live.
-                self.ctx.check(unsafe { sys::tiledb_query_set_condition(ctx, q.0, c.0) })?;
-            }
             let names: Vec<CString> = columns.iter().map(|c| cstring(&c.name)).collect::<TdbResult<_>>()?;
             // Per column scratch buffers; sizes are per submit.
             let mut data: Vec<Vec<u8>> = Vec::with_capacity(columns.len());

@@ -38,7 +38,6 @@ opaque!(
     tiledb_group_t,
     tiledb_string_t,
     tiledb_vfs_t,
-    tiledb_query_condition_t,
     tiledb_array_schema_evolution_t,
 );
 
@@ -51,8 +50,6 @@ pub type tiledb_filter_type_t = u32;
 pub type tiledb_filter_option_t = u32;
 pub type tiledb_object_t = u32;
 pub type tiledb_filesystem_t = u32;
-pub type tiledb_query_condition_op_t = u32;
-pub type tiledb_query_condition_combination_op_t = u32;
 
 // tiledb_datatype_t
 pub const TILEDB_INT32: u32 = 0;
@@ -112,18 +109,6 @@ pub const TILEDB_ARRAY: u32 = 2;
 
 // tiledb_filesystem_t
 pub const TILEDB_S3: u32 = 1;
-
-// tiledb_query_condition_op_t
-pub const TILEDB_LT: u32 = 0;
-pub const TILEDB_LE: u32 = 1;
-pub const TILEDB_GT: u32 = 2;
-pub const TILEDB_GE: u32 = 3;
-pub const TILEDB_EQ: u32 = 4;
-pub const TILEDB_NE: u32 = 5;
-
-// tiledb_query_condition_combination_op_t
-pub const TILEDB_AND: u32 = 0;
-pub const TILEDB_OR: u32 = 1;
 
 pub type LsCallback = unsafe extern "C" fn(path: *const c_char, data: *mut c_void) -> i32;
 
@@ -452,6 +437,17 @@ unsafe extern "C" {
     ) -> capi_return_t;
     pub fn tiledb_array_delete(ctx: *mut tiledb_ctx_t, uri: *const c_char) -> capi_return_t;
 
+    pub fn tiledb_array_consolidate(
+        ctx: *mut tiledb_ctx_t,
+        array_uri: *const c_char,
+        config: *mut tiledb_config_t,
+    ) -> capi_return_t;
+    pub fn tiledb_array_vacuum(
+        ctx: *mut tiledb_ctx_t,
+        array_uri: *const c_char,
+        config: *mut tiledb_config_t,
+    ) -> capi_return_t;
+
     // schema evolution
     pub fn tiledb_array_schema_evolution_alloc(
         ctx: *mut tiledb_ctx_t,
@@ -518,11 +514,6 @@ unsafe extern "C" {
         buffer: *mut u8,
         buffer_size: *mut u64,
     ) -> i32;
-    pub fn tiledb_query_set_condition(
-        ctx: *mut tiledb_ctx_t,
-        query: *mut tiledb_query_t,
-        cond: *const tiledb_query_condition_t,
-    ) -> i32;
     pub fn tiledb_query_submit(ctx: *mut tiledb_ctx_t, query: *mut tiledb_query_t) -> i32;
     pub fn tiledb_query_finalize(ctx: *mut tiledb_ctx_t, query: *mut tiledb_query_t) -> i32;
     pub fn tiledb_query_submit_and_finalize(ctx: *mut tiledb_ctx_t, query: *mut tiledb_query_t) -> i32;
@@ -558,25 +549,6 @@ unsafe extern "C" {
         size_off: *mut u64,
         size_val: *mut u64,
         size_validity: *mut u64,
-    ) -> i32;
-
-    // query conditions
-    pub fn tiledb_query_condition_alloc(ctx: *mut tiledb_ctx_t, cond: *mut *mut tiledb_query_condition_t) -> i32;
-    pub fn tiledb_query_condition_free(cond: *mut *mut tiledb_query_condition_t);
-    pub fn tiledb_query_condition_init(
-        ctx: *mut tiledb_ctx_t,
-        cond: *mut tiledb_query_condition_t,
-        attribute_name: *const c_char,
-        condition_value: *const c_void,
-        condition_value_size: u64,
-        op: tiledb_query_condition_op_t,
-    ) -> i32;
-    pub fn tiledb_query_condition_combine(
-        ctx: *mut tiledb_ctx_t,
-        left_cond: *const tiledb_query_condition_t,
-        right_cond: *const tiledb_query_condition_t,
-        combination_op: tiledb_query_condition_combination_op_t,
-        combined_cond: *mut *mut tiledb_query_condition_t,
     ) -> i32;
 
     // groups

@@ -1,0 +1,358 @@
+//! The `radiobject` command line: `ingest`, `verify`, `info`.
+//!
+//! The same code runs as the `radiobject` binary and as `python -m radiobject` (through the Python
+//! extension), so both accept the same arguments and print the same output.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use radiobject_core::dataframe::{Column, Frame, Values};
+use radiobject_core::dataset::Dataset;
+use radiobject_core::ingest::{self, CollectionSpec, ImageFormat, IngestOptions};
+use radiobject_core::{Context, MetaValue, RadiObjectConfig, verify};
+
+/// Store, check and inspect radiology datasets (TileDB; local disk or S3).
+#[derive(Parser, Debug)]
+#[command(name = "radiobject", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Global {
+    /// Configuration as JSON (same fields as `RadiObjectConfig`: write/read/s3), e.g. config.json.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// S3 endpoint of an S3-compatible server, e.g. http://127.0.0.1:9000.
+    #[arg(long, global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, global = true)]
+    s3_region: Option<String>,
+    /// Path-style S3 addressing (most S3-compatible servers need it).
+    #[arg(long, global = true)]
+    s3_path_style: bool,
+    /// Parallel workers (default: ReadConfig.max_workers).
+    #[arg(long, short = 'j', global = true)]
+    workers: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ingest NIfTI files or DICOM series into a dataset (resumable: run it again after a crash).
+    ///
+    /// Example: radiobject ingest data/brats --images T1w='imagesTr/*.nii.gz' --images seg=labelsTr
+    ///          --obs-meta participants.tsv
+    Ingest(IngestArgs),
+    /// Check that a dataset is complete and consistent (exit code 1 if not).
+    Verify(VerifyArgs),
+    /// Show what a dataset holds.
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// Dataset URI (local path or s3://bucket/prefix); created if missing.
+    uri: String,
+    /// A collection: NAME=SOURCE, where SOURCE is a glob ('imagesTr/*.nii.gz'), a directory of
+    /// NIfTI files, or a directory of DICOM series directories. Repeat for more collections.
+    #[arg(long = "images", short = 'i', value_name = "NAME=SOURCE", required = true)]
+    images: Vec<String>,
+    /// Subject table (CSV or TSV) for obs_meta; one row per subject.
+    #[arg(long, value_name = "FILE")]
+    obs_meta: Option<PathBuf>,
+    /// Column of --obs-meta holding subject ids [default: obs_subject_id, else participant_id, else the first].
+    #[arg(long, value_name = "COLUMN")]
+    subject_column: Option<String>,
+    /// Force the image format instead of detecting it.
+    #[arg(long, value_parser = ["nifti", "dicom"])]
+    format: Option<String>,
+    /// Reorient every volume to RAS, LAS or LPS (the original affine is kept in metadata).
+    #[arg(long, value_parser = ["RAS", "LAS", "LPS"])]
+    reorient: Option<String>,
+    /// Require every collection to cover the same subjects.
+    #[arg(long)]
+    validate_alignment: bool,
+    /// Do not show progress bars.
+    #[arg(long)]
+    no_progress: bool,
+    /// Skip the verification that follows the ingest.
+    #[arg(long)]
+    no_verify: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Dataset URI.
+    uri: String,
+    /// Also re-read every volume and compare its voxels with the checksum stored at write time.
+    #[arg(long)]
+    deep: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// Dataset URI.
+    uri: String,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn context(g: &Global) -> Result<Context, String> {
+    let mut cfg = match &g.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            RadiObjectConfig::from_json(&text).map_err(|e| e.to_string())?
+        }
+        None => radiobject_core::global_config(),
+    };
+    if let Some(e) = &g.s3_endpoint {
+        cfg.s3.endpoint = Some(e.clone());
+    }
+    if let Some(r) = &g.s3_region {
+        cfg.s3.region = r.clone();
+    }
+    if g.s3_path_style || g.s3_endpoint.is_some() {
+        cfg.s3.use_virtual_addressing = !g.s3_path_style && g.s3_endpoint.is_none();
+    }
+    if let Some(w) = g.workers {
+        cfg.read.max_workers = w;
+    }
+    Context::new(&cfg).map_err(|e| e.to_string())
+}
+
+/// Parses a CSV/TSV subject table into an obs_meta frame (types inferred per column; empty cells
+/// are nulls).
+fn read_obs_meta(path: &PathBuf, subject_column: Option<&str>) -> Result<Frame, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let delim = if path.extension().is_some_and(|e| e == "tsv") || text.lines().next().is_some_and(|l| l.contains('\t'))
+    {
+        b'\t'
+    } else {
+        b','
+    };
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delim).from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr.headers().map_err(|e| e.to_string())?.iter().map(str::to_owned).collect();
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        for (i, v) in rec.iter().enumerate().take(headers.len()) {
+            cells[i].push(v.trim().to_owned());
+        }
+    }
+    let subject = match subject_column {
+        Some(c) => headers.iter().position(|h| h == c).ok_or_else(|| format!("{}: no column {c:?}", path.display()))?,
+        None => headers
+            .iter()
+            .position(|h| h == "obs_subject_id")
+            .or_else(|| headers.iter().position(|h| h == "participant_id"))
+            .unwrap_or(0),
+    };
+    let mut columns = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        let vals = &cells[i];
+        let name = if i == subject { "obs_subject_id".to_owned() } else { h.clone() };
+        let valid: Vec<bool> = vals.iter().map(|v| !v.is_empty() && v != "n/a" && v != "NA").collect();
+        let present = || vals.iter().zip(&valid).filter(|(_, ok)| **ok).map(|(v, _)| v);
+        let values = if i == subject {
+            Values::Str(vals.clone())
+        } else if present().all(|v| v.parse::<i64>().is_ok()) && valid.iter().any(|&x| x) {
+            Values::int64(vals.iter().map(|v| v.parse().unwrap_or(0)).collect())
+        } else if present().all(|v| v.parse::<f64>().is_ok()) && valid.iter().any(|&x| x) {
+            Values::float64(vals.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        } else if present().all(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "false"))
+            && valid.iter().any(|&x| x)
+        {
+            Values::bool(vals.iter().map(|v| v.eq_ignore_ascii_case("true")).collect())
+        } else {
+            Values::Str(vals.iter().zip(&valid).map(|(v, ok)| if *ok { v.clone() } else { String::new() }).collect())
+        };
+        let all_valid = valid.iter().all(|&x| x);
+        columns.push(Column { name, values, valid: if all_valid || i == subject { None } else { Some(valid) } });
+    }
+    Ok(Frame { columns })
+}
+
+fn progress_callback(names: &[String]) -> (Box<dyn Fn(&str, usize, usize) + Send + Sync>, Arc<MultiProgress>) {
+    let multi = Arc::new(MultiProgress::new());
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} volumes {elapsed_precise} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let bars: BTreeMap<String, ProgressBar> = names
+        .iter()
+        .map(|n| {
+            let b = multi.add(ProgressBar::new(0));
+            b.set_style(style.clone());
+            b.set_prefix(n.clone());
+            (n.clone(), b)
+        })
+        .collect();
+    let cb = move |name: &str, done: usize, total: usize| {
+        if let Some(b) = bars.get(name) {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            if done == total {
+                b.finish();
+            }
+        }
+    };
+    (Box::new(cb), multi)
+}
+
+fn run_ingest(g: &Global, a: &IngestArgs) -> Result<i32, String> {
+    let ctx = context(g)?;
+    let format = a.format.as_deref().map(|f| if f == "dicom" { ImageFormat::Dicom } else { ImageFormat::Nifti });
+    let mut specs = Vec::new();
+    for item in &a.images {
+        let (name, src) = item.split_once('=').ok_or_else(|| format!("--images expects NAME=SOURCE, got {item:?}"))?;
+        let (fmt, sources) = ingest::discover(src, format).map_err(|e| e.to_string())?;
+        eprintln!("{name}: {} {} source(s) from {src}", sources.len(), fmt.as_str());
+        specs.push(CollectionSpec { name: name.to_owned(), sources, format: fmt });
+    }
+    let mut opts = IngestOptions::from_config(ctx.config());
+    if let Some(r) = &a.reorient {
+        opts.reorient = ingest::parse_target(r);
+    }
+    opts.validate_alignment = a.validate_alignment;
+    if let Some(p) = &a.obs_meta {
+        opts.obs_meta = Some(read_obs_meta(p, a.subject_column.as_deref())?);
+    }
+    let _multi;
+    if !a.no_progress {
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let (cb, m) = progress_callback(&names);
+        opts.progress = Some(cb);
+        _multi = m;
+    }
+    let t = Instant::now();
+    let report = ingest::ingest(&ctx, &a.uri, &specs, &opts).map_err(|e| e.to_string())?;
+    eprintln!(
+        "ingested {} volume(s) in {:.1}s ({} already done by an earlier run, {} half-written volume(s) redone)",
+        report.written,
+        t.elapsed().as_secs_f64(),
+        report.skipped,
+        report.repaired
+    );
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if a.no_verify {
+        return Ok(0);
+    }
+    let v = verify::verify(&ctx, &a.uri, false).map_err(|e| e.to_string())?;
+    print!("{v}");
+    Ok(if v.ok() { 0 } else { 1 })
+}
+
+fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32, String> {
+    let ctx = context(g)?;
+    let report = verify::verify(&ctx, &a.uri, a.deep).map_err(|e| e.to_string())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+fn meta_json(m: &BTreeMap<String, MetaValue>) -> serde_json::Value {
+    serde_json::to_value(m).unwrap_or(serde_json::Value::Null)
+}
+
+fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
+    let ctx = context(g)?;
+    let ds = Dataset::open(&a.uri, &ctx).map_err(|e| e.to_string())?;
+    let mut colls = Vec::new();
+    for name in ds.collection_names() {
+        let c = ds.collection(name).map_err(|e| e.to_string())?;
+        let first = if c.is_empty() { None } else { c.volume(0).ok() };
+        let info = first.as_ref().and_then(|v| v.info().ok());
+        let obs_columns: Vec<&str> = c.obs().names().into_iter().skip(2).collect();
+        let mut subjects = c.subject_ids().to_vec();
+        subjects.dedup();
+        colls.push(serde_json::json!({
+            "name": name,
+            "volumes": c.len(),
+            "subjects": subjects.len(),
+            "shape": c.shape(),
+            "dtype": info.as_ref().map(|i| i.dtype.to_string()),
+            "tile_extents": info.as_ref().map(|i| i.tile_extents.clone()),
+            "obs_columns": obs_columns,
+        }));
+    }
+    let manifest = ingest::manifest_frame(&ctx, ds.uri()).map_err(|e| e.to_string())?;
+    let obs_meta_columns: Vec<&str> =
+        ds.obs_meta().names().into_iter().filter(|n| *n != "obs_subject_id" && *n != "obs_id").collect();
+    let out = serde_json::json!({
+        "uri": ds.uri(),
+        "subjects": ds.subject_ids().len(),
+        "metadata": meta_json(ds.metadata()),
+        "obs_meta_columns": obs_meta_columns,
+        "collections": colls,
+        "manifest_sources": manifest.map(|m| m.len()),
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+        return Ok(0);
+    }
+    println!("RadiObject {}", ds.uri());
+    println!("  subjects: {}   obs_meta columns: {}", ds.subject_ids().len(), obs_meta_columns.join(", "));
+    for c in &colls {
+        println!(
+            "  collection {:<12} {:>6} volumes  shape {:<16} dtype {:<8} tiles {}",
+            c["name"].as_str().unwrap_or(""),
+            c["volumes"],
+            c["shape"].as_array().map_or("mixed".to_owned(), |s| {
+                s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x")
+            }),
+            c["dtype"].as_str().unwrap_or("-"),
+            c["tile_extents"],
+        );
+    }
+    if let Some(n) = out["manifest_sources"].as_u64() {
+        println!("  ingest manifest: {n} source(s)");
+    }
+    Ok(0)
+}
+
+/// Runs the command line with `args` (without the program name); returns the exit code:
+/// 0 success, 1 verification found problems, 2 error.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv: Vec<OsString> =
+        std::iter::once(OsString::from("radiobject")).chain(args.into_iter().map(Into::into)).collect();
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let res = match &cli.command {
+        Command::Ingest(a) => run_ingest(&cli.global, a),
+        Command::Verify(a) => run_verify(&cli.global, a),
+        Command::Info(a) => run_info(&cli.global, a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            2
+        }
+    }
+}

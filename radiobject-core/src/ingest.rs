@@ -1,0 +1,713 @@
+//! Ingest: NIfTI files and DICOM series into a dataset, in parallel and resumably.
+//!
+//! A dataset built by ingest carries a **manifest** (`<root>/manifest`, a dataframe) with one row
+//! per ingested source: `(collection, source)` → size, sha256, obs_id, shape, dtype, voxel
+//! checksum and the volume's obs row. A volume's manifest row is written only after the volume is
+//! complete, so the manifest is the ledger of finished work:
+//!
+//! * run again after a crash (even SIGKILL), ingest skips every source whose manifest row matches
+//!   (same size and checksum), removes half-written volumes of the others and writes them again,
+//!   then registers everything: every volume exactly once, none rewritten;
+//! * volume positions are deterministic (the sorted order of the sources of each collection), so a
+//!   resumed run writes each source where the first run would have;
+//! * registration (obs rows, volume members, counts, obs_meta) happens once per collection at the
+//!   end, through the same writers as everything else.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::collection::{CollectionWriter, VolumeCollection};
+use crate::context::Context;
+use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
+use crate::dataset::{COLLECTIONS, Dataset, DatasetWriter, OBS_META};
+use crate::error::{Error, Result};
+use crate::group::{GroupUpdate, create_group, join, read_group, update_group};
+use crate::imaging::{self, ImageVolume, ObsValue, Target};
+use crate::metadata::MetaValue;
+use crate::volume::{VolumeData, contiguous_bytes, voxel_checksum, write_new_volume};
+
+/// Member name of the ingest manifest.
+pub const MANIFEST: &str = "manifest";
+
+/// `"RAS"`, `"LAS"` or `"LPS"` (case-insensitive) as a reorientation target.
+pub fn parse_target(s: &str) -> Option<Target> {
+    match s.to_ascii_uppercase().as_str() {
+        "RAS" => Some(Target::Ras),
+        "LAS" => Some(Target::Las),
+        "LPS" => Some(Target::Lps),
+        _ => None,
+    }
+}
+
+/// Image file formats ingest reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// NIfTI-1/2 (`.nii`, `.nii.gz`).
+    Nifti,
+    /// A DICOM series (a directory of slices, or one multi-frame file).
+    Dicom,
+}
+
+impl ImageFormat {
+    /// `"nifti"` or `"dicom"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageFormat::Nifti => "nifti",
+            ImageFormat::Dicom => "dicom",
+        }
+    }
+}
+
+/// One image to ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// File (NIfTI) or directory (DICOM series).
+    pub path: PathBuf,
+    /// Subject the image belongs to.
+    pub subject_id: String,
+}
+
+/// The images of one collection.
+#[derive(Debug, Clone)]
+pub struct CollectionSpec {
+    /// Collection name.
+    pub name: String,
+    /// Its sources.
+    pub sources: Vec<Source>,
+    /// Their format.
+    pub format: ImageFormat,
+}
+
+/// Options of an ingest run.
+#[derive(Default)]
+pub struct IngestOptions {
+    /// Reorient every volume to this orientation (the original affine is kept in metadata when
+    /// `store_original_affine`).
+    pub reorient: Option<Target>,
+    /// Keep `original_affine` metadata when reorienting.
+    pub store_original_affine: bool,
+    /// Subject-level rows for `obs_meta` (an `obs_subject_id` text column plus any columns).
+    pub obs_meta: Option<Frame>,
+    /// Require every collection to cover the same subjects.
+    pub validate_alignment: bool,
+    /// Parallel image reads/writes (default: `ReadConfig.max_workers`).
+    pub max_workers: Option<usize>,
+    /// Called after each finished volume with `(collection, done, total)`.
+    pub progress: Option<Box<dyn Fn(&str, usize, usize) + Send + Sync>>,
+}
+
+impl IngestOptions {
+    /// Options following a configuration: reorientation per `write.orientation`
+    /// (`reorient_on_load`, `canonical_target`, `store_original_affine`), workers per
+    /// `read.max_workers`.
+    pub fn from_config(config: &crate::config::RadiObjectConfig) -> IngestOptions {
+        let o = &config.write.orientation;
+        IngestOptions {
+            reorient: if o.reorient_on_load { parse_target(&o.canonical_target) } else { None },
+            store_original_affine: o.store_original_affine,
+            max_workers: Some(config.read.max_workers as usize),
+            ..Default::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for IngestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestOptions")
+            .field("reorient", &self.reorient)
+            .field("validate_alignment", &self.validate_alignment)
+            .field("max_workers", &self.max_workers)
+            .finish()
+    }
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    /// Volumes written by this run.
+    pub written: usize,
+    /// Sources skipped because a previous run finished them.
+    pub skipped: usize,
+    /// Half-written volumes of an interrupted run that were removed and written again.
+    pub repaired: usize,
+    /// Warnings from the image readers (path: message).
+    pub warnings: Vec<String>,
+    /// The finished dataset.
+    pub dataset: Dataset,
+}
+
+// -------------------------------------------------------------------------------------------
+// Source discovery
+// -------------------------------------------------------------------------------------------
+
+fn is_nifti(p: &Path) -> bool {
+    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    n.ends_with(".nii") || n.ends_with(".nii.gz")
+}
+
+/// The subject id of a NIfTI path: its file name without `.nii`/`.nii.gz` (as the reference).
+pub fn nifti_subject_id(p: &Path) -> String {
+    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let lower = n.to_ascii_lowercase();
+    let cut = if lower.ends_with(".nii.gz") {
+        n.len() - 7
+    } else if lower.ends_with(".nii") {
+        n.len() - 4
+    } else {
+        n.len()
+    };
+    n[..cut].to_owned()
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::Invalid(format!("cannot list {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).unwrap_or(".").starts_with('.'))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Finds the images of `spec`: a glob (`imagesTr/*.nii.gz`), a directory of NIfTI files, or a
+/// directory whose subdirectories each hold one DICOM series (subject id = subdirectory name).
+/// `format` forces the format; otherwise it is detected as the reference does.
+pub fn discover(spec: &str, format: Option<ImageFormat>) -> Result<(ImageFormat, Vec<Source>)> {
+    let path = Path::new(spec);
+    let has_glob = spec.contains(['*', '?', '[']);
+    let files: Vec<PathBuf> = if has_glob {
+        let mut v: Vec<PathBuf> = glob::glob(spec)
+            .map_err(|e| Error::Invalid(format!("bad pattern {spec:?}: {e}")))?
+            .filter_map(std::result::Result::ok)
+            .collect();
+        v.sort();
+        v
+    } else if path.is_dir() {
+        sorted_entries(path)?
+    } else if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        return Err(Error::NotFound { uri: spec.to_owned(), expected: "image file, directory or glob" });
+    };
+    let niftis: Vec<&PathBuf> = files.iter().filter(|p| p.is_file() && is_nifti(p)).collect();
+    let dirs: Vec<&PathBuf> = files.iter().filter(|p| p.is_dir()).collect();
+    let detected = match format {
+        Some(f) => f,
+        None if !niftis.is_empty() => ImageFormat::Nifti,
+        None if !dirs.is_empty() => ImageFormat::Dicom,
+        None if !has_glob && path.is_file() => ImageFormat::Dicom,
+        None => {
+            return Err(Error::Invalid(format!(
+                "{spec}: found neither NIfTI files (.nii, .nii.gz) nor DICOM series directories"
+            )));
+        }
+    };
+    let sources = match detected {
+        ImageFormat::Nifti => {
+            niftis.into_iter().map(|p| Source { subject_id: nifti_subject_id(p), path: p.clone() }).collect()
+        }
+        ImageFormat::Dicom if dirs.is_empty() && path.is_dir() && !has_glob => {
+            // a single series directory
+            vec![Source { subject_id: dir_name(path), path: path.to_path_buf() }]
+        }
+        ImageFormat::Dicom => {
+            let mut v: Vec<Source> =
+                dirs.into_iter().map(|p| Source { subject_id: dir_name(p), path: p.clone() }).collect();
+            if v.is_empty() {
+                v = files
+                    .iter()
+                    .filter(|p| p.is_file())
+                    .map(|p| Source { subject_id: dir_name(p), path: p.clone() })
+                    .collect();
+            }
+            v
+        }
+    };
+    if sources.is_empty() {
+        return Err(Error::Invalid(format!("{spec}: no {} images found", detected.as_str())));
+    }
+    Ok((detected, sources))
+}
+
+fn dir_name(p: &Path) -> String {
+    p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned()
+}
+
+// -------------------------------------------------------------------------------------------
+// Checksums and manifest rows
+// -------------------------------------------------------------------------------------------
+
+/// `(size, sha256 hex)` of a source file, or of a directory (every file, sorted by name, hashed
+/// with its name).
+pub fn source_fingerprint(path: &Path) -> Result<(u64, String)> {
+    let io = |e: std::io::Error| Error::Invalid(format!("cannot read {}: {e}", path.display()));
+    let mut h = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut feed = |p: &Path, h: &mut Sha256| -> Result<()> {
+        let mut f = std::fs::File::open(p).map_err(io)?;
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                return Ok(());
+            }
+            size += n as u64;
+            h.update(&buf[..n]);
+        }
+    };
+    if path.is_dir() {
+        for p in sorted_entries(path)? {
+            if p.is_file() {
+                h.update(dir_name(&p).as_bytes());
+                h.update([0u8]);
+                feed(&p, &mut h)?;
+            }
+        }
+    } else {
+        feed(path, &mut h)?;
+    }
+    let digest = h.finalize();
+    Ok((size, digest.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+fn obs_json(subject: &str, obs_id: &str, obs: &[(String, ObsValue)]) -> String {
+    let mut cols =
+        vec![serde_json::json!(["obs_subject_id", "str", subject]), serde_json::json!(["obs_id", "str", obs_id])];
+    for (k, v) in obs {
+        cols.push(match v {
+            ObsValue::Str(s) => serde_json::json!([k, "str", s]),
+            ObsValue::Int32(i) => serde_json::json!([k, "int32", i]),
+            ObsValue::Float64(x) if x.is_finite() => serde_json::json!([k, "float64", x]),
+            ObsValue::Float64(x) => serde_json::json!([k, "float64", x.to_string()]),
+        });
+    }
+    serde_json::Value::Array(cols).to_string()
+}
+
+fn obs_row_from_json(json: &str) -> Result<Frame> {
+    let bad = || Error::Invalid(format!("corrupt obs record in the ingest manifest: {json}"));
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|_| bad())?;
+    let mut columns = Vec::new();
+    for item in v.as_array().ok_or_else(bad)? {
+        let a = item.as_array().ok_or_else(bad)?;
+        let (name, kind) = (a[0].as_str().ok_or_else(bad)?, a[1].as_str().ok_or_else(bad)?);
+        let values = match kind {
+            "str" => Values::Str(vec![a[2].as_str().ok_or_else(bad)?.to_owned()]),
+            "int32" => Values::int32(vec![a[2].as_i64().and_then(|x| i32::try_from(x).ok()).ok_or_else(bad)?]),
+            "float64" => Values::float64(vec![match &a[2] {
+                serde_json::Value::String(s) => s.parse::<f64>().map_err(|_| bad())?,
+                x => x.as_f64().ok_or_else(bad)?,
+            }]),
+            _ => return Err(bad()),
+        };
+        columns.push(Column::new(name, values));
+    }
+    Ok(Frame { columns })
+}
+
+/// One row of the manifest.
+#[derive(Debug, Clone)]
+struct ManifestRow {
+    size: u64,
+    sha256: String,
+    obs_id: String,
+    position: usize,
+    shape: Vec<u64>,
+    obs: String,
+}
+
+const MANIFEST_INDEX: [&str; 2] = ["collection", "source"];
+
+fn manifest_schema() -> Vec<(String, ColumnType)> {
+    use crate::dtype::Datatype;
+    let int = ColumnType { datatype: Datatype::Int64, var: false };
+    vec![
+        ("size".into(), int),
+        ("sha256".into(), ColumnType::STR),
+        ("obs_id".into(), ColumnType::STR),
+        ("obs_subject_id".into(), ColumnType::STR),
+        ("position".into(), int),
+        ("shape".into(), ColumnType::STR),
+        ("dtype".into(), ColumnType::STR),
+        ("voxel_checksum".into(), ColumnType::STR),
+        ("format".into(), ColumnType::STR),
+        ("obs".into(), ColumnType::STR),
+    ]
+}
+
+/// Reads the manifest of a dataset: `(collection, source) -> row`.
+fn read_manifest(ctx: &Context, root: &str) -> Result<HashMap<(String, String), ManifestRow>> {
+    let f = Dataframe::open(ctx, &join(root, MANIFEST))?.read(None)?;
+    let col = |n: &str| f.column(n).ok_or_else(|| Error::Invalid(format!("{root}: manifest lacks column {n}")));
+    let (coll, src, size, sha, obs_id, pos, shape, obs) = (
+        col("collection")?,
+        col("source")?,
+        col("size")?,
+        col("sha256")?,
+        col("obs_id")?,
+        col("position")?,
+        col("shape")?,
+        col("obs")?,
+    );
+    let mut out = HashMap::new();
+    for i in 0..f.len() {
+        let s = |c: &Column| c.str_at(i).unwrap_or_default().to_owned();
+        let shape_v: Vec<u64> = serde_json::from_str(&s(shape)).unwrap_or_default();
+        out.insert(
+            (s(coll), s(src)),
+            ManifestRow {
+                size: size.values.get_i64(i).unwrap_or(-1) as u64,
+                sha256: s(sha),
+                obs_id: s(obs_id),
+                position: pos.values.get_i64(i).unwrap_or(-1) as usize,
+                shape: shape_v,
+                obs: s(obs),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The manifest rows of a dataset as a frame (for `verify` and `info`).
+pub fn manifest_frame(ctx: &Context, root: &str) -> Result<Option<Frame>> {
+    if ctx.object_kind(&join(root, MANIFEST))?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Dataframe::open(ctx, &join(root, MANIFEST))?.read(None)?))
+}
+
+// -------------------------------------------------------------------------------------------
+// The run
+// -------------------------------------------------------------------------------------------
+
+/// Creates what is missing of a dataset skeleton with a manifest (idempotent).
+fn ensure_dataset(ctx: &Context, root: &str) -> Result<()> {
+    if ctx.object_kind(root)?.is_none() {
+        DatasetWriter::create(ctx, root, &[])?.keep();
+    }
+    let info = read_group(ctx, root, "RadiObject")?;
+    let mut update = GroupUpdate::default();
+    if ctx.object_kind(&join(root, COLLECTIONS))?.is_none() {
+        create_group(ctx, &join(root, COLLECTIONS))?;
+    }
+    if info.member(COLLECTIONS).is_none() {
+        update.add.push((COLLECTIONS.into(), COLLECTIONS.into()));
+    }
+    if ctx.object_kind(&join(root, OBS_META))?.is_none() {
+        Dataframe::create(
+            ctx,
+            &join(root, OBS_META),
+            &["obs_subject_id", "obs_id"],
+            &[("obs_ids".into(), ColumnType::STR)],
+        )?;
+    }
+    if info.member(OBS_META).is_none() {
+        update.add.push((OBS_META.into(), OBS_META.into()));
+    }
+    if ctx.object_kind(&join(root, MANIFEST))?.is_none() {
+        Dataframe::create(ctx, &join(root, MANIFEST), &MANIFEST_INDEX, &manifest_schema())?;
+    }
+    if info.member(MANIFEST).is_none() {
+        update.add.push((MANIFEST.into(), MANIFEST.into()));
+    }
+    update_group(ctx, root, &update)
+}
+
+/// A source with its place in the collection.
+struct Planned {
+    source: Source,
+    key: String,
+    obs_id: String,
+    position: usize,
+}
+
+/// Assigns obs_ids (`{sid}_{collection}`, `_acq-{k}` for further images of a subject) and
+/// deterministic positions (sorted order after the volumes already registered).
+fn plan(
+    spec: &CollectionSpec,
+    existing: &VolumeCollection,
+    manifest: &HashMap<(String, String), ManifestRow>,
+) -> Vec<Planned> {
+    let mut sources = spec.sources.clone();
+    sources.sort_by(|a, b| {
+        (a.subject_id.as_bytes(), a.path.as_os_str()).cmp(&(b.subject_id.as_bytes(), b.path.as_os_str()))
+    });
+    let registered: HashMap<&str, ()> = existing.obs_ids().iter().map(|s| (s.as_str(), ())).collect();
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for s in sources {
+        let key = source_key(&s.path);
+        let from_manifest = manifest.get(&(spec.name.clone(), key.clone())).map(|r| r.obs_id.clone());
+        let obs_id = from_manifest.unwrap_or_else(|| {
+            let base = format!("{}_{}", s.subject_id, spec.name);
+            let mut id = base.clone();
+            let mut k = *taken.get(&base).unwrap_or(&0);
+            while registered.contains_key(id.as_str()) || out.iter().any(|p: &Planned| p.obs_id == id) {
+                k += 1;
+                id = format!("{base}_acq-{k}");
+            }
+            taken.insert(base, k);
+            id
+        });
+        out.push(Planned { source: s, key, obs_id, position: 0 });
+    }
+    // positions: sorted by (subject, obs_id) among the sources not yet registered
+    let mut fresh: Vec<usize> = (0..out.len()).filter(|&i| !registered.contains_key(out[i].obs_id.as_str())).collect();
+    fresh.sort_by(|&a, &b| {
+        (out[a].source.subject_id.as_bytes(), out[a].obs_id.as_bytes())
+            .cmp(&(out[b].source.subject_id.as_bytes(), out[b].obs_id.as_bytes()))
+    });
+    let base = existing
+        .members()
+        .iter()
+        .filter_map(|m| m.parse::<usize>().ok().map(|x| x + 1))
+        .max()
+        .unwrap_or(0)
+        .max(existing.len());
+    for (k, &i) in fresh.iter().enumerate() {
+        out[i].position = base + k;
+    }
+    out.retain(|p| !registered.contains_key(p.obs_id.as_str()));
+    out
+}
+
+fn source_key(p: &Path) -> String {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).to_string_lossy().into_owned()
+}
+
+fn read_image(format: ImageFormat, path: &Path, reorient: Option<Target>) -> Result<ImageVolume> {
+    match format {
+        ImageFormat::Nifti => imaging::read_nifti(path, reorient),
+        ImageFormat::Dicom => imaging::read_dicom_series(path, reorient),
+    }
+}
+
+/// Runs `f` on the voxel bytes of `data` (borrowed when contiguous), their layout and shape.
+fn with_bytes<R>(data: &VolumeData, f: impl FnOnce(&[u8], crate::dtype::Layout, Vec<u64>) -> R) -> R {
+    macro_rules! b {
+        ($($v:ident),*) => {
+            match data { $(VolumeData::$v(a) => {
+                let view = a.view();
+                let (bytes, layout) = contiguous_bytes(&view);
+                f(&bytes, layout, a.shape().iter().map(|&n| n as u64).collect())
+            })* }
+        };
+    }
+    b!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
+}
+
+/// Ingests `collections` into the dataset at `uri` (created if missing, resumed if a previous run
+/// was interrupted, extended with new sources otherwise).
+pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &IngestOptions) -> Result<IngestReport> {
+    let ctx = ctx.for_current_process()?;
+    let root = uri.trim_end_matches('/').to_owned();
+    if collections.is_empty() {
+        return Err(Error::Invalid("nothing to ingest: no collections given".into()));
+    }
+    let mut names = std::collections::HashSet::new();
+    for c in collections {
+        if !names.insert(c.name.as_str()) {
+            return Err(Error::Invalid(format!("collection {:?} given twice", c.name)));
+        }
+    }
+    if opts.validate_alignment {
+        let sets: Vec<std::collections::BTreeSet<&str>> =
+            collections.iter().map(|c| c.sources.iter().map(|s| s.subject_id.as_str()).collect()).collect();
+        if let Some((i, _)) = sets.iter().enumerate().find(|(_, s)| *s != &sets[0]) {
+            return Err(Error::Alignment(format!(
+                "collections {:?} and {:?} cover different subjects (validate_alignment)",
+                collections[0].name, collections[i].name
+            )));
+        }
+    }
+    if let Some(meta) = &opts.obs_meta {
+        let given: std::collections::HashSet<&str> = meta
+            .column("obs_subject_id")
+            .and_then(|c| c.values.as_str())
+            .ok_or_else(|| Error::Invalid("obs_meta needs an obs_subject_id column".into()))?
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let missing: std::collections::BTreeSet<&str> = collections
+            .iter()
+            .flat_map(|c| c.sources.iter().map(|s| s.subject_id.as_str()))
+            .filter(|s| !given.contains(s))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Alignment(format!("obs_meta has no row for subject(s) {missing:?}")));
+        }
+    }
+    ensure_dataset(&ctx, &root)?;
+    let write = ctx.config().write.clone();
+    let manifest_rows = read_manifest(&ctx, &root)?;
+    let manifest = Mutex::new(Dataframe::open(&ctx, &join(&root, MANIFEST))?);
+    let workers = opts.max_workers.unwrap_or(ctx.config().read.max_workers as usize).max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("radiobject-ingest-{i}"))
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start ingest threads: {e}")))?;
+    let (mut written, mut repaired) = (0usize, 0usize);
+    let warnings = Mutex::new(Vec::new());
+    let mut ready: Vec<(String, CollectionWriter)> = Vec::new();
+    for spec in collections {
+        let curi = join(&join(&root, COLLECTIONS), &spec.name);
+        CollectionWriter::ensure_skeleton(&ctx, &curi, Some(&spec.name))?;
+        let existing = VolumeCollection::open(&curi, &ctx)?;
+        let planned = plan(spec, &existing, &manifest_rows);
+        // fingerprints: sources finished by an earlier run are skipped if unchanged
+        let prints: Vec<(u64, String)> =
+            pool.install(|| planned.par_iter().map(|p| source_fingerprint(&p.source.path)).collect::<Result<_>>())?;
+        let total = planned.len();
+        let done = AtomicUsize::new(0);
+        let vbase = join(&curi, crate::collection::VOLUMES);
+        let results: Vec<Result<(bool, bool)>> = pool.install(|| {
+            planned
+                .par_iter()
+                .zip(prints.par_iter())
+                .map(|(p, (size, sha))| {
+                    let key = (spec.name.clone(), p.key.clone());
+                    if let Some(row) = manifest_rows.get(&key) {
+                        if row.size != *size || &row.sha256 != sha {
+                            return Err(Error::Invalid(format!(
+                                "{} changed since an earlier run ingested it as {} (size/sha256 differ); \
+                                 remove it from the dataset or restore the file",
+                                p.source.path.display(),
+                                row.obs_id
+                            )));
+                        }
+                        if row.position == p.position {
+                            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                            if let Some(cb) = &opts.progress {
+                                cb(&spec.name, n, total);
+                            }
+                            return Ok((false, false));
+                        }
+                    }
+                    let vuri = join(&vbase, &p.position.to_string());
+                    let was_partial = ctx.object_kind(&vuri)?.is_some() || ctx.vfs()?.is_dir(&vuri).unwrap_or(false);
+                    if was_partial {
+                        ctx.remove_uri(&vuri)?;
+                    }
+                    let image = read_image(spec.format, &p.source.path, opts.reorient)?;
+                    if !image.warnings.is_empty() {
+                        warnings
+                            .lock()
+                            .extend(image.warnings.iter().map(|w| format!("{}: {w}", p.source.path.display())));
+                    }
+                    let (checksum, shape) =
+                        with_bytes(&image.data, |bytes, layout, shape| -> Result<(String, Vec<u64>)> {
+                            let checksum = voxel_checksum(bytes, layout);
+                            let mut meta: Vec<(String, MetaValue)> = vec![
+                                ("obs_id".into(), MetaValue::from(p.obs_id.as_str())),
+                                ("voxel_checksum".into(), MetaValue::from(checksum.as_str())),
+                            ];
+                            meta.extend(
+                                image
+                                    .volume_metadata
+                                    .iter()
+                                    .filter(|(k, _)| opts.store_original_affine || k != "original_affine")
+                                    .map(|(k, v)| (k.clone(), MetaValue::from(v.as_str()))),
+                            );
+                            write_new_volume(&vuri, &shape, image.dtype(), &ctx, &write, &meta, Some((bytes, layout)))?;
+                            Ok((checksum, shape))
+                        })?;
+                    let row = Frame {
+                        columns: vec![
+                            Column::new("collection", Values::Str(vec![spec.name.clone()])),
+                            Column::new("source", Values::Str(vec![p.key.clone()])),
+                            Column::new("size", Values::int64(vec![*size as i64])),
+                            Column::new("sha256", Values::Str(vec![sha.clone()])),
+                            Column::new("obs_id", Values::Str(vec![p.obs_id.clone()])),
+                            Column::new("obs_subject_id", Values::Str(vec![p.source.subject_id.clone()])),
+                            Column::new("position", Values::int64(vec![p.position as i64])),
+                            Column::new("shape", Values::Str(vec![serde_json::to_string(&shape).unwrap_or_default()])),
+                            Column::new("dtype", Values::Str(vec![image.dtype().to_string()])),
+                            Column::new("voxel_checksum", Values::Str(vec![checksum])),
+                            Column::new("format", Values::Str(vec![spec.format.as_str().to_owned()])),
+                            Column::new(
+                                "obs",
+                                Values::Str(vec![obs_json(&p.source.subject_id, &p.obs_id, &image.obs)]),
+                            ),
+                        ],
+                    };
+                    drop(image);
+                    manifest.lock().write(&row)?;
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(cb) = &opts.progress {
+                        cb(&spec.name, n, total);
+                    }
+                    Ok((true, was_partial))
+                })
+                .collect()
+        });
+        for r in results {
+            let (w, partial) = r?;
+            written += usize::from(w);
+            repaired += usize::from(partial);
+        }
+        // registration rows come from the manifest: the ledger of finished volumes
+        let rows_now = read_manifest(&ctx, &root)?;
+        let mut rows = Frame::default();
+        let mut dirs = Vec::with_capacity(planned.len());
+        let mut shapes = Vec::with_capacity(planned.len());
+        for p in &planned {
+            let r = rows_now.get(&(spec.name.clone(), p.key.clone())).ok_or_else(|| {
+                Error::Invalid(format!("{}: finished volume missing from the manifest", p.source.path.display()))
+            })?;
+            rows.append(&obs_row_from_json(&r.obs)?)?;
+            dirs.push(r.position);
+            shapes.push(r.shape.clone());
+        }
+        ready.push((spec.name.clone(), CollectionWriter::adopt(&existing, rows, dirs, shapes, &write)?));
+    }
+    // register collections, then obs_meta/obs_ids/counts
+    let mut dw = DatasetWriter::extend(&Dataset::open(&root, &ctx)?)?;
+    for (_, w) in ready {
+        dw.register(w)?;
+    }
+    if let Some(meta) = &opts.obs_meta {
+        dw.write_obs_meta(meta.clone())?;
+    }
+    let dataset = dw.finish()?;
+    manifest.lock().consolidate()?;
+    let skipped = collections.iter().map(|c| c.sources.len()).sum::<usize>() - written;
+    Ok(IngestReport { written, skipped, repaired, warnings: warnings.into_inner(), dataset })
+}
+
+/// Subject ids of every collection, for alignment reports.
+pub fn subjects_by_collection(collections: &[CollectionSpec]) -> BTreeMap<String, Vec<String>> {
+    collections.iter().map(|c| (c.name.clone(), c.sources.iter().map(|s| s.subject_id.clone()).collect())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_ids_from_nifti_names() {
+        assert_eq!(nifti_subject_id(Path::new("/a/BraTS_001.nii.gz")), "BraTS_001");
+        assert_eq!(nifti_subject_id(Path::new("sub-01_T1w.nii")), "sub-01_T1w");
+        assert_eq!(nifti_subject_id(Path::new("x.NII.GZ")), "x");
+    }
+
+    #[test]
+    fn obs_rows_survive_the_manifest() {
+        let obs = vec![
+            ("series_type".to_owned(), ObsValue::Str("T1w".into())),
+            ("datatype".to_owned(), ObsValue::Int32(4)),
+            ("kvp".to_owned(), ObsValue::Float64(f64::NAN)),
+            ("scl_slope".to_owned(), ObsValue::Float64(1.0)),
+        ];
+        let f = obs_row_from_json(&obs_json("s1", "s1_T1w", &obs)).unwrap();
+        assert_eq!(f.names(), vec!["obs_subject_id", "obs_id", "series_type", "datatype", "kvp", "scl_slope"]);
+        assert!(f.column("kvp").unwrap().values.get_f64(0).unwrap().is_nan());
+        assert_eq!(f.column("datatype").unwrap().values.get_i64(0), Some(4));
+    }
+}

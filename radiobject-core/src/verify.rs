@@ -1,0 +1,332 @@
+//! `verify`: checks that a dataset is complete and consistent before anyone trains on it.
+//!
+//! Fast checks (a few reads per volume, run in parallel):
+//! * the root opens; `subject_count` / `n_collections` agree with `obs_meta` and the members;
+//! * per collection: `n_volumes` = obs rows = `volumes` members, members are `0..N-1`, every
+//!   volume opens, carries the `obs_id` of its sorted position (the layout the reference needs),
+//!   and has the collection's uniform shape when one is recorded;
+//! * every subject with volumes has an `obs_meta` row, `obs_ids` lists exactly its obs_ids, and
+//!   obs_ids are unique across collections;
+//! * the ingest manifest (if any): every source it records is registered, with the recorded
+//!   shape, dtype and voxel checksum.
+//!
+//! Deep check (`deep`): every volume is read back and its voxels hashed against the
+//! `voxel_checksum` stored when it was written.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::collection::{LAYOUT_KEY, VolumeCollection};
+use crate::context::Context;
+use crate::dataset::{Dataset, obs_ids_json};
+use crate::dtype::Layout;
+use crate::error::{Error, Result};
+use crate::ingest::manifest_frame;
+use crate::metadata::MetaValue;
+use crate::region::Region;
+use crate::volume::voxel_checksum;
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Where: `collection T1w, volume sub-01_T1w`, `obs_meta`, ...
+    pub location: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// The dataset verified.
+    pub uri: String,
+    /// Subjects in `obs_meta`.
+    pub subjects: usize,
+    /// Collections checked.
+    pub collections: usize,
+    /// Volumes checked.
+    pub volumes: usize,
+    /// Sources in the ingest manifest (0 if the dataset has none).
+    pub manifest_sources: usize,
+    /// Whether voxels were re-read and hashed.
+    pub deep: bool,
+    /// Everything wrong, empty when the dataset is sound.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn push(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem { location: location.into(), message: message.into() });
+    }
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{}: {} subjects, {} collections, {} volumes{}{}",
+            self.uri,
+            self.subjects,
+            self.collections,
+            self.volumes,
+            if self.manifest_sources > 0 {
+                format!(", {} ingested sources", self.manifest_sources)
+            } else {
+                String::new()
+            },
+            if self.deep { ", voxels re-read" } else { "" }
+        )?;
+        if self.problems.is_empty() {
+            return writeln!(f, "OK: no problem found");
+        }
+        writeln!(f, "{} problem(s):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {}: {}", p.location, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-volume facts gathered in parallel.
+struct VolumeFacts {
+    rank: usize,
+    problems: Vec<String>,
+    shape: Option<Vec<u64>>,
+    dtype: Option<String>,
+    checksum: Option<String>,
+}
+
+fn check_volume(c: &VolumeCollection, rank: usize, deep: bool) -> VolumeFacts {
+    let mut f = VolumeFacts { rank, problems: Vec::new(), shape: None, dtype: None, checksum: None };
+    let want = &c.obs_ids()[rank];
+    let uri = format!("{}/volumes/{rank}", c.uri());
+    let v = match crate::volume::Volume::open(&uri, c.context()) {
+        Ok(v) => v,
+        Err(e) => {
+            f.problems.push(format!("volume {rank} does not open: {e}"));
+            return f;
+        }
+    };
+    let meta = v.metadata().unwrap_or_default();
+    match meta.get("obs_id").and_then(MetaValue::as_str) {
+        Some(id) if id == want => {}
+        Some(id) => f.problems.push(format!(
+            "volumes/{rank} holds {id:?} but sorted position {rank} is {want:?}: the reference package would read the wrong volume"
+        )),
+        None => f.problems.push(format!("volumes/{rank} has no obs_id metadata")),
+    }
+    if let Ok(info) = v.info() {
+        f.shape = Some(info.shape.clone());
+        f.dtype = Some(info.dtype.to_string());
+        if let Some(s) = c.shape() {
+            if info.shape.len() < 3 || info.shape[..3] != s[..] {
+                f.problems.push(format!("shape {:?} differs from the collection's {s:?}", info.shape));
+            }
+        }
+    }
+    f.checksum = meta.get("voxel_checksum").and_then(MetaValue::as_str).map(str::to_owned);
+    if deep {
+        match &f.checksum {
+            None => f.problems.push("no voxel_checksum recorded: voxels cannot be verified".into()),
+            Some(stored) => match deep_checksum(&v, stored) {
+                Ok(actual) if &actual == stored => {}
+                Ok(actual) => f.problems.push(format!("voxels changed: checksum {actual} != recorded {stored}")),
+                Err(e) => f.problems.push(format!("voxels could not be read: {e}")),
+            },
+        }
+    }
+    f
+}
+
+/// Reads the whole volume and hashes it in the byte order the stored checksum names.
+fn deep_checksum(v: &crate::volume::Volume, stored: &str) -> Result<String> {
+    let info = v.info()?;
+    let n = info.shape.iter().product::<u64>() as usize * info.dtype.size();
+    let mut buf = vec![0u8; n];
+    v.read_into(&Region::full(&info.shape), &mut buf)?;
+    if stored.starts_with("xxh3-128:C:") {
+        let c = fortran_to_c(&buf, &info.shape, info.dtype.size());
+        Ok(voxel_checksum(&c, Layout::RowMajor))
+    } else {
+        Ok(voxel_checksum(&buf, Layout::ColMajor))
+    }
+}
+
+/// Reorders Fortran-ordered cells into C order.
+fn fortran_to_c(src: &[u8], shape: &[u64], elem: usize) -> Vec<u8> {
+    let shape: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
+    let nd = shape.len();
+    let total: usize = shape.iter().product();
+    let mut fstride = vec![1usize; nd];
+    for d in 1..nd {
+        fstride[d] = fstride[d - 1] * shape[d - 1];
+    }
+    let mut out = vec![0u8; src.len()];
+    let mut idx = vec![0usize; nd];
+    for c in 0..total {
+        let f: usize = idx.iter().zip(&fstride).map(|(i, s)| i * s).sum();
+        out[c * elem..(c + 1) * elem].copy_from_slice(&src[f * elem..(f + 1) * elem]);
+        for d in (0..nd).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+/// Verifies the dataset at `uri`. Problems are collected in the report; an `Err` means the dataset
+/// could not be examined at all.
+pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
+    let ctx = ctx.for_current_process()?;
+    let mut r = VerifyReport { uri: uri.trim_end_matches('/').to_owned(), deep, ..Default::default() };
+    let ds = match Dataset::open(uri, &ctx) {
+        Ok(d) => d,
+        Err(e @ (Error::NotFound { .. } | Error::WrongObjectType { .. })) => return Err(e),
+        Err(e) => {
+            r.push("dataset", format!("does not open: {e}"));
+            return Ok(r);
+        }
+    };
+    r.subjects = ds.subject_ids().len();
+    r.collections = ds.collection_names().len();
+    let meta_int = |k: &str| ds.metadata().get(k).and_then(MetaValue::as_int);
+    if meta_int("subject_count") != Some(r.subjects as i64) {
+        r.push(
+            "root",
+            format!("subject_count is {:?} but obs_meta has {} subjects", meta_int("subject_count"), r.subjects),
+        );
+    }
+    if meta_int("n_collections") != Some(r.collections as i64) {
+        r.push(
+            "root",
+            format!(
+                "n_collections is {:?} but {} collections are registered",
+                meta_int("n_collections"),
+                r.collections
+            ),
+        );
+    }
+    let mut ids_by_subject: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut owner: HashMap<String, String> = HashMap::new();
+    let mut collections: HashMap<String, VolumeCollection> = HashMap::new();
+    let mut facts_by_coll: HashMap<String, Vec<VolumeFacts>> = HashMap::new();
+    for name in ds.collection_names() {
+        let loc = format!("collection {name}");
+        let c = match ds.collection(name) {
+            Ok(c) => c,
+            Err(e) => {
+                r.push(&loc, format!("does not open: {e}"));
+                continue;
+            }
+        };
+        let n = c.len();
+        r.volumes += n;
+        match c.metadata().get("n_volumes").and_then(MetaValue::as_int) {
+            Some(k) if k == n as i64 => {}
+            other => r.push(&loc, format!("n_volumes is {other:?} but obs has {n} rows")),
+        }
+        let members: HashSet<&str> = c.members().iter().map(String::as_str).collect();
+        if members.len() != n {
+            r.push(&loc, format!("{} volume members for {n} obs rows", members.len()));
+        }
+        for i in 0..n {
+            if !members.contains(i.to_string().as_str()) {
+                r.push(&loc, format!("volume member {i} is missing"));
+            }
+        }
+        if c.name().as_deref() != Some(name.as_str()) {
+            r.push(&loc, format!("name metadata is {:?}", c.name()));
+        }
+        for (s, id) in c.subject_ids().iter().zip(c.obs_ids()) {
+            if let Some(other) = owner.insert(id.clone(), name.clone()) {
+                r.push(&loc, format!("obs_id {id:?} is also used by collection {other:?}"));
+            }
+            ids_by_subject.entry(s.clone()).or_default().push(id.clone());
+        }
+        let facts: Vec<VolumeFacts> = match ctx.pool() {
+            Ok(pool) => pool.install(|| (0..n).into_par_iter().map(|i| check_volume(&c, i, deep)).collect()),
+            Err(e) => return Err(e),
+        };
+        for f in &facts {
+            for p in &f.problems {
+                r.push(format!("{loc}, volume {}", c.obs_ids()[f.rank]), p.clone());
+            }
+        }
+        if let Some(layout) = c.metadata().get(LAYOUT_KEY).and_then(MetaValue::as_str) {
+            if layout != format!("sorted:{n}") {
+                r.push(&loc, format!("{LAYOUT_KEY} says {layout:?} but the collection has {n} volumes"));
+            }
+        }
+        facts_by_coll.insert(name.clone(), facts);
+        collections.insert(name.clone(), c);
+    }
+    // obs_meta
+    let obs_ids_col = ds.obs_meta().column("obs_ids");
+    let subjects = ds.obs_meta().column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
+    for s in ids_by_subject.keys() {
+        if !subjects.contains(s) {
+            r.push("obs_meta", format!("subject {s:?} has volumes but no obs_meta row"));
+        }
+    }
+    if let Some(col) = obs_ids_col {
+        for (i, s) in subjects.iter().enumerate() {
+            let want = obs_ids_json(ids_by_subject.get(s).map(Vec::as_slice).unwrap_or(&[]));
+            if col.str_at(i) != Some(want.as_str()) {
+                r.push("obs_meta", format!("obs_ids of {s:?} is {:?}, expected {want}", col.str_at(i)));
+            }
+        }
+    }
+    // manifest
+    if let Some(m) = manifest_frame(&ctx, ds.uri())? {
+        r.manifest_sources = m.len();
+        let col = |n: &str| m.column(n);
+        for i in 0..m.len() {
+            let s = |n: &str| col(n).and_then(|c| c.str_at(i)).unwrap_or_default().to_owned();
+            let (coll, src, id) = (s("collection"), s("source"), s("obs_id"));
+            let loc = format!("manifest {src}");
+            let Some(c) = collections.get(&coll) else {
+                r.push(&loc, format!("collection {coll:?} is not registered"));
+                continue;
+            };
+            let Some(rank) = c.rank_of(&id) else {
+                r.push(&loc, format!("ingested as {id:?} but not registered in {coll}"));
+                continue;
+            };
+            if let Some(f) = facts_by_coll.get(&coll).and_then(|v| v.get(rank)) {
+                let shape: Vec<u64> = serde_json::from_str(&s("shape")).unwrap_or_default();
+                if f.shape.as_ref().is_some_and(|sh| *sh != shape) {
+                    r.push(&loc, format!("shape {:?} != recorded {shape:?}", f.shape));
+                }
+                if f.dtype.as_ref().is_some_and(|d| *d != s("dtype")) {
+                    r.push(&loc, format!("dtype {:?} != recorded {}", f.dtype, s("dtype")));
+                }
+                if f.checksum.as_ref().is_some_and(|k| *k != s("voxel_checksum")) {
+                    r.push(&loc, "voxel checksum differs from the one recorded at ingest");
+                }
+            }
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fortran_to_c;
+
+    #[test]
+    fn fortran_to_c_reorders() {
+        // 2x3 F-order: [a00 a10 a01 a11 a02 a12] -> C: [a00 a01 a02 a10 a11 a12]
+        let f = [0u8, 10, 1, 11, 2, 12];
+        assert_eq!(fortran_to_c(&f, &[2, 3], 1), vec![0, 1, 2, 10, 11, 12]);
+    }
+}
