@@ -13,7 +13,7 @@ use dicom_pixeldata::PixelDecoder;
 use rayon::prelude::*;
 
 use super::format::{affine_json, py_float_tuple, py_int_tuple};
-use super::orientation::{Affine, Target, axcodes};
+use super::orientation::{Affine, Target, axcodes, matmul};
 use super::scaling::{Linear, Sample, scale};
 use super::{Confidence, ImageVolume, ObsValue, OrientationInfo, OrientationSource, reorient_if};
 use crate::error::{Error, Result};
@@ -25,6 +25,8 @@ const DICOMDIR_SOP_CLASS: &str = "1.2.840.10008.1.3.10";
 const IOP_TOLERANCE: f64 = 1e-4;
 /// Slices closer than this (mm) along the normal are duplicates.
 const DUPLICATE_TOLERANCE: f64 = 1e-4;
+/// DICOM patient coordinates (LPS) to RAS.
+const LPS_TO_RAS: Affine = [[-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("cannot read DICOM {}: {reason}", path.display()))
@@ -382,7 +384,8 @@ fn order_slices(files: &[FileInfo], dir: &Path, warnings: &mut Vec<String>) -> R
         ));
     }
     steps.sort_by(f64::total_cmp);
-    let spacing = steps[steps.len() / 2];
+    let mid = steps.len() / 2;
+    let spacing = if steps.len() % 2 == 1 { steps[mid] } else { (steps[mid - 1] + steps[mid]) / 2.0 };
     let spread = steps.last().copied().unwrap_or(spacing) - steps.first().copied().unwrap_or(spacing);
     if spread > (spacing * 0.01).max(1e-3) {
         warnings.push(format!(
@@ -565,32 +568,18 @@ pub(crate) fn read(path: &Path, target: Option<Target>) -> Result<ImageVolume> {
     let (dx, dy, dz) = (spacing_rc[1], spacing_rc[0], geometry.slice_spacing);
     let (affine, source) = match geometry.iop {
         Some(iop) => {
+            // LPS affine, then diag(-1, -1, 1, 1) · LPS, computed as the reference computes it.
             let n = normal(&iop);
-            let cols_lps = [
-                [iop[0] * dx, iop[1] * dx, iop[2] * dx],
-                [iop[3] * dy, iop[4] * dy, iop[5] * dy],
-                [n[0] * dz, n[1] * dz, n[2] * dz],
-            ];
             let o = geometry.origin;
-            let mut a: Affine = [[0.0; 4]; 4];
-            for (c, col) in cols_lps.iter().enumerate() {
-                a[0][c] = -col[0];
-                a[1][c] = -col[1];
-                a[2][c] = col[2];
-            }
-            a[0][3] = -o[0];
-            a[1][3] = -o[1];
-            a[2][3] = o[2];
-            a[3][3] = 1.0;
-            (a, OrientationSource::DicomIop)
+            let lps: Affine = [
+                [iop[0] * dx, iop[3] * dy, n[0] * dz, o[0]],
+                [iop[1] * dx, iop[4] * dy, n[1] * dz, o[1]],
+                [iop[2] * dx, iop[5] * dy, n[2] * dz, o[2]],
+                [0.0, 0.0, 0.0, 1.0],
+            ];
+            (matmul(&LPS_TO_RAS, &lps), OrientationSource::DicomIop)
         }
-        None => {
-            let mut a: Affine = [[0.0; 4]; 4];
-            for (i, row) in a.iter_mut().enumerate() {
-                row[i] = 1.0;
-            }
-            (a, OrientationSource::Identity)
-        }
+        None => (LPS_TO_RAS.map(|row| row.map(f64::abs)), OrientationSource::Identity),
     };
     let confidence = if source == OrientationSource::Identity { Confidence::Unknown } else { Confidence::Header };
     let file_axcodes = axcodes(&affine);

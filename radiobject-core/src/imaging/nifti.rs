@@ -342,38 +342,46 @@ impl Header {
 
     /// nibabel's `get_qform`: rotation from the quaternion (`a` recovered from `b, c, d`), zooms
     /// from `pixdim[1..4]` with `qfac` on z, offsets from `qoffset_*`.
+    ///
+    /// nibabel computes this in `long double`; doing it in double-double arithmetic and rounding
+    /// once gives the same `f64` values (and so the same JSON text), where plain `f64` arithmetic
+    /// would differ in the last digit.
     fn qform(&self, path: &Path) -> Result<Affine> {
-        let [b, c, d] = self.quatern;
+        let [b, c, d] = self.quatern.map(Dd::from);
         let eps = if self.version == Version::One { f64::from(f32::EPSILON) } else { f64::EPSILON };
-        let w2 = 1.0 - (b * b + c * c + d * d);
-        let a = if w2.abs() < eps * 3.0 {
-            0.0
-        } else if w2 < 0.0 {
+        let w2 = Dd::from(1.0).sub(b.mul(b).add(c.mul(c)).add(d.mul(d)));
+        let a = if w2.hi().abs() < eps * 3.0 {
+            Dd::from(0.0)
+        } else if w2.hi() < 0.0 {
+            let [b, c, d] = self.quatern;
             return Err(invalid(path, format!("invalid qform quaternion (b, c, d) = ({b}, {c}, {d}): b²+c²+d² > 1")));
         } else {
             w2.sqrt()
         };
         let (w, x, y, z) = (a, b, c, d);
-        let nq = w * w + x * x + y * y + z * z;
-        let r = if nq < f64::EPSILON {
-            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+        let nq = w.mul(w).add(x.mul(x)).add(y.mul(y)).add(z.mul(z));
+        let one = Dd::from(1.0);
+        let r: [[Dd; 3]; 3] = if nq.hi() < f64::EPSILON {
+            std::array::from_fn(|i| std::array::from_fn(|j| Dd::from(if i == j { 1.0 } else { 0.0 })))
         } else {
-            let s = 2.0 / nq;
-            let (xs, ys, zs) = (x * s, y * s, z * s);
-            let (wx, wy, wz) = (w * xs, w * ys, w * zs);
-            let (xx, xy, xz) = (x * xs, x * ys, x * zs);
-            let (yy, yz, zz) = (y * ys, y * zs, z * zs);
+            let s = Dd::from(2.0).div(nq);
+            let (xs, ys, zs) = (x.mul(s), y.mul(s), z.mul(s));
+            let (wx, wy, wz) = (w.mul(xs), w.mul(ys), w.mul(zs));
+            let (xx, xy, xz) = (x.mul(xs), x.mul(ys), x.mul(zs));
+            let (yy, yz, zz) = (y.mul(ys), y.mul(zs), z.mul(zs));
             [
-                [1.0 - (yy + zz), xy - wz, xz + wy],
-                [xy + wz, 1.0 - (xx + zz), yz - wx],
-                [xz - wy, yz + wx, 1.0 - (xx + yy)],
+                [one.sub(yy.add(zz)), xy.sub(wz), xz.add(wy)],
+                [xy.add(wz), one.sub(xx.add(zz)), yz.sub(wx)],
+                [xz.sub(wy), yz.add(wx), one.sub(xx.add(yy))],
             ]
         };
         let vox = [self.pixdim[1], self.pixdim[2], self.pixdim[3] * self.pixdim[0]];
         let mut m = [[0.0; 4]; 4];
         for i in 0..3 {
+            // R · diag(vox), summed as numpy's dot does.
             for j in 0..3 {
-                m[i][j] = r[i][j] * vox[j];
+                let s = |k: usize| Dd::from(if k == j { vox[j] } else { 0.0 });
+                m[i][j] = r[i][0].mul(s(0)).add(r[i][1].mul(s(1))).add(r[i][2].mul(s(2))).to_f64();
             }
             m[i][3] = self.qoffset[i];
         }
@@ -406,6 +414,69 @@ impl Header {
             ));
         }
         Ok(Linear { slope: self.scl_slope, inter: self.scl_inter })
+    }
+}
+
+/// A double-double number (`hi + lo`, ~106-bit significand) for the few operations that nibabel
+/// does in `long double`.
+#[derive(Debug, Clone, Copy)]
+struct Dd(f64, f64);
+
+impl Dd {
+    fn from(x: f64) -> Dd {
+        Dd(x, 0.0)
+    }
+
+    fn hi(self) -> f64 {
+        self.0
+    }
+
+    /// `a + b` when `|a| >= |b|`; keeps the sign of `a` when `b` is zero (IEEE `-0.0` semantics).
+    fn quick(a: f64, b: f64) -> Dd {
+        if b == 0.0 {
+            return Dd(a, 0.0);
+        }
+        let s = a + b;
+        Dd(s, b - (s - a))
+    }
+
+    fn add(self, o: Dd) -> Dd {
+        let s = self.0 + o.0;
+        let bb = s - self.0;
+        let e = (self.0 - (s - bb)) + (o.0 - bb);
+        Dd::quick(s, e + self.1 + o.1)
+    }
+
+    fn sub(self, o: Dd) -> Dd {
+        self.add(Dd(-o.0, -o.1))
+    }
+
+    fn mul(self, o: Dd) -> Dd {
+        let p = self.0 * o.0;
+        let e = self.0.mul_add(o.0, -p) + (self.0 * o.1 + self.1 * o.0);
+        Dd::quick(p, e)
+    }
+
+    fn div(self, o: Dd) -> Dd {
+        let q1 = self.0 / o.0;
+        let r = self.sub(o.mul(Dd::from(q1)));
+        let q2 = r.0 / o.0;
+        let r = r.sub(o.mul(Dd::from(q2)));
+        let q3 = r.0 / o.0;
+        Dd::quick(q1, q2).add(Dd::from(q3))
+    }
+
+    fn sqrt(self) -> Dd {
+        if self.0 <= 0.0 {
+            return Dd::from(self.0.sqrt());
+        }
+        let x = self.0.sqrt();
+        let r = self.sub(Dd::from(x).mul(Dd::from(x)));
+        Dd::quick(x, r.0 / (2.0 * x))
+    }
+
+    fn to_f64(self) -> f64 {
+        if self.1 == 0.0 { self.0 } else { self.0 + self.1 }
     }
 }
 

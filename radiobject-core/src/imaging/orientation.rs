@@ -187,9 +187,12 @@ pub(crate) fn is_identity(affine: &Affine) -> bool {
     })
 }
 
-/// `a · b` for 4×4 matrices.
+/// `a · b` for 4×4 matrices, summed left to right from the first product like `numpy.dot`
+/// (so that the signs of zeros, which `json.dumps` prints, come out the same).
 pub(crate) fn matmul(a: &Affine, b: &Affine) -> Affine {
-    std::array::from_fn(|r| std::array::from_fn(|c| (0..4).map(|k| a[r][k] * b[k][c]).sum()))
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| a[r][0] * b[0][c] + a[r][1] * b[1][c] + a[r][2] * b[2][c] + a[r][3] * b[3][c])
+    })
 }
 
 /// Reorients `data` to `target` by permuting and flipping the spatial axes only (no resampling),
