@@ -45,10 +45,14 @@ fi
 
 # Build and install radiobject from this checkout when its sources changed (cargo itself is
 # incremental; the stamp only avoids re-running maturin for nothing).
-src_hash=$(cat Cargo.lock Cargo.toml pyproject.toml $(git ls-files -co --exclude-standard radiobject-core radiobject-py | sort) 2>/dev/null | sha1sum | cut -c1-40)
+src_hash=$(cat Cargo.lock Cargo.toml pyproject.toml $(git ls-files -co --exclude-standard radiobject-core radiobject-py radiobject-cli | sort) 2>/dev/null | sha1sum | cut -c1-40)
 if [ "$(cat .venv/.radiobject.built 2>/dev/null)" != "$src_hash" ] || ! .venv/bin/python -c 'import radiobject._radiobject' 2>/dev/null; then
   log "building radiobject (cargo release build via maturin; a few minutes the first time)"
   TILEDB_PYTHON="$ROOT/.venv/bin/python" .venv/bin/maturin develop -q --release --uv
+  # The `radiobject` command as a native binary (pip installs get `python -m radiobject` and a
+  # Python entry point doing the same).
+  TILEDB_PYTHON="$ROOT/.venv/bin/python" cargo build -q --release -p radiobject-cli
+  install -m 755 target/release/radiobject .venv/bin/radiobject
   echo "$src_hash" > .venv/.radiobject.built
 fi
 log "ready: $(.venv/bin/python -c 'import radiobject; print("radiobject", radiobject.__version__, "libtiledb", ".".join(map(str, radiobject.tiledb_version())))')"

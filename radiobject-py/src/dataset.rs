@@ -434,7 +434,7 @@ impl PyCollectionWriter {
 /// An opened dataset (RadiObject).
 #[pyclass(name = "NativeDataset", module = "radiobject._radiobject", frozen)]
 pub struct PyDataset {
-    inner: Dataset,
+    pub(crate) inner: Dataset,
 }
 
 #[pymethods]

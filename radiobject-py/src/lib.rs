@@ -9,6 +9,7 @@
 mod context;
 mod dataset;
 mod error;
+mod ingest;
 mod volume;
 
 use pyo3::prelude::*;
@@ -35,5 +36,10 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(context::process_snapshot_json, m)?)?;
     m.add_function(wrap_pyfunction!(volume::read_batch, m)?)?;
     m.add_function(wrap_pyfunction!(tiledb_version, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::discover, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::ingest_images, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::read_image, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::verify, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::cli_main, m)?)?;
     Ok(())
 }

@@ -56,7 +56,7 @@ pub(crate) fn meta_from_py(key: &str, v: &Bound<'_, PyAny>) -> PyResult<MetaValu
         return Ok(MetaValue::Float(vec![x]));
     }
     Err(PyTypeError::new_err(format!(
-        "metadata {key:?}: cannot store a {} (use str, int, float, bytes, or a list of numbers)",
+        "metadata {key:?}: cannot store values of type {} (use str, int, float, bytes, or a list of numbers)",
         v.get_type().name()?
     )))
 }
@@ -248,6 +248,10 @@ impl PyVolume {
     fn read_into(&self, py: Python<'_>, region: Vec<(u64, u64)>, out: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
         let r = region_of(region);
         let dt = datatype_of(py, out)?;
+        let have = self.inner.dtype().py(py)?;
+        if dt != have {
+            return Err(raise(py, "DtypeError", format!("out has dtype {dt} but the volume stores {have}")));
+        }
         if !out.is_fortran_contiguous() {
             return Err(raise(py, "InvalidArgumentError", "out must be Fortran-contiguous (order='F')"));
         }

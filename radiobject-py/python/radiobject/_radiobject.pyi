@@ -7,7 +7,7 @@
 # mapping / pydantic model / OmegaConf config that `radiobject.ctx._config_json` understands; invalid
 # ones raise `radiobject.exceptions.ConfigurationError`.
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, final
 
 import numpy as np
@@ -31,6 +31,11 @@ __all__ = [
     "process_snapshot_json",
     "read_batch",
     "tiledb_version",
+    "discover",
+    "ingest_images",
+    "read_image",
+    "verify",
+    "cli_main",
 ]
 
 _Region = Sequence[tuple[int, int]]
@@ -435,3 +440,31 @@ def read_batch(ctx: Context, requests: Sequence[tuple[NativeVolume, _Region]]) -
 
 def tiledb_version() -> tuple[int, int, int]:
     """The libtiledb version loaded, e.g. ``(2, 30, 0)``."""
+
+def discover(spec: str, format: str | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """Finds the images of a glob, a NIfTI directory or a directory of DICOM series:
+    ``(format, [(path, subject_id)])``."""
+
+def ingest_images(
+    uri: str,
+    ctx: Context,
+    collections: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
+    obs_meta: Mapping[str, tuple[str, Any, Any]] | None = None,
+    reorient: str | None = None,
+    store_original_affine: bool = True,
+    validate_alignment: bool = False,
+    max_workers: int | None = None,
+    progress: Callable[[str, int, int], object] | None = None,
+) -> tuple[NativeDataset, dict[str, Any]]:
+    """Ingests ``collections`` (``[(name, format, [(path, subject_id)])]``) into the dataset at
+    ``uri``; resumable. Returns ``(dataset, report dict)``."""
+
+def read_image(path: str, format: str = "nifti", reorient: str | None = None) -> dict[str, Any]:
+    """Reads one image: voxels (Fortran order), affine, orientation, the volume metadata and obs
+    columns ingest would record."""
+
+def verify(uri: str, ctx: Context, deep: bool = False) -> dict[str, Any]:
+    """Verifies the dataset at ``uri``; returns the report as a dict."""
+
+def cli_main(argv: Sequence[str]) -> int:
+    """Runs the ``radiobject`` command line with ``argv``; returns the exit code."""

@@ -1,0 +1,105 @@
+"""Anatomical orientation: axis codes, affines, and their volume metadata.
+
+Volumes ingested from NIfTI or DICOM carry their orientation as string metadata (the reference's
+keys): ``orientation_axcodes`` (e.g. ``"RAS"``), ``orientation_affine`` (JSON 4x4, voxel -> RAS+
+mm), ``orientation_source`` (``nifti_sform``, ``nifti_qform``, ``dicom_iop`` or ``identity``),
+``orientation_confidence`` (``header`` or ``unknown``) and, when reoriented at ingest,
+``original_affine``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "OrientationInfo",
+    "metadata_to_orientation_info",
+    "orientation_info_to_metadata",
+    "aff2axcodes",
+    "is_orientation_valid",
+]
+
+_AXES = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+@dataclass(frozen=True)
+class OrientationInfo:
+    """Orientation of a volume."""
+
+    axcodes: tuple[str, str, str]
+    affine: list[list[float]] | None
+    is_canonical: bool
+    confidence: str
+    source: str
+
+
+def aff2axcodes(affine: Any) -> tuple[str, str, str]:
+    """Axis codes of an affine (which world axis each voxel axis points along), as nibabel."""
+    a = np.asarray(affine, dtype=float)[:3, :3]
+    codes: list[str] = []
+    used: set[int] = set()
+    # greedy assignment by largest absolute component, as nibabel's io_orientation
+    order = np.argsort(-np.abs(a), axis=None)
+    assign: dict[int, tuple[int, float]] = {}
+    for flat in order:
+        world, vox = divmod(int(flat), 3)
+        if vox in assign or world in used:
+            continue
+        assign[vox] = (world, a[world, vox])
+        used.add(world)
+    for vox in range(3):
+        world, sign = assign.get(vox, (vox, 1.0))
+        codes.append(_AXES[world][1 if sign >= 0 else 0])
+    return codes[0], codes[1], codes[2]
+
+
+def is_orientation_valid(axcodes: Any) -> bool:
+    """Whether three axis codes name each anatomical axis once."""
+    try:
+        letters = list(axcodes)
+    except TypeError:
+        return False
+    if len(letters) != 3:
+        return False
+    seen = set()
+    for c in letters:
+        hit = [i for i, pair in enumerate(_AXES) if c in pair]
+        if not hit or hit[0] in seen:
+            return False
+        seen.add(hit[0])
+    return True
+
+
+def metadata_to_orientation_info(meta: Mapping[str, Any]) -> OrientationInfo | None:
+    """The orientation recorded in volume metadata (None if there is none)."""
+    codes = meta.get("orientation_axcodes")
+    if not codes:
+        return None
+    affine_json = meta.get("orientation_affine")
+    affine = json.loads(affine_json) if affine_json else None
+    axcodes = tuple(str(codes))
+    return OrientationInfo(
+        axcodes=axcodes,  # type: ignore[arg-type]
+        affine=affine,
+        is_canonical="".join(axcodes) == "RAS",
+        confidence=str(meta.get("orientation_confidence", "unknown")),
+        source=str(meta.get("orientation_source", "identity")),
+    )
+
+
+def orientation_info_to_metadata(info: OrientationInfo, original_affine: Any = None) -> dict[str, str]:
+    """The metadata keys recording ``info`` (and ``original_affine`` if given)."""
+    meta = {
+        "orientation_axcodes": "".join(info.axcodes),
+        "orientation_affine": json.dumps([[float(x) for x in row] for row in (info.affine or np.eye(4).tolist())]),
+        "orientation_source": info.source,
+        "orientation_confidence": info.confidence,
+    }
+    if original_affine is not None:
+        meta["original_affine"] = json.dumps([[float(x) for x in row] for row in np.asarray(original_affine).tolist()])
+    return meta

@@ -1,0 +1,165 @@
+//! Native ingest, image reading, verify and the command line.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use radiobject_core::imaging::{self, ImageVolume, ObsValue};
+use radiobject_core::ingest::{self, CollectionSpec, ImageFormat, IngestOptions, Source};
+
+use crate::context::PyContext;
+use crate::dataset::{PyDataset, frame_from_py};
+use crate::error::{IntoPyResult, raise};
+use crate::volume::data_to_py;
+
+fn format_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<ImageFormat>> {
+    match s.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("nifti") => Ok(Some(ImageFormat::Nifti)),
+        Some("dicom") => Ok(Some(ImageFormat::Dicom)),
+        Some(other) => Err(raise(py, "IngestError", format!("unknown image format {other:?}: use 'nifti' or 'dicom'"))),
+    }
+}
+
+fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target>> {
+    match s {
+        None => Ok(None),
+        Some(t) => ingest::parse_target(t).map(Some).ok_or_else(|| {
+            raise(py, "ConfigurationError", format!("reorientation target must be RAS, LAS or LPS, got {t:?}"))
+        }),
+    }
+}
+
+/// Finds the images of a glob, a NIfTI directory or a directory of DICOM series:
+/// ``(format, [(path, subject_id)])``.
+#[pyfunction]
+#[pyo3(signature = (spec, format=None))]
+pub fn discover(py: Python<'_>, spec: &str, format: Option<&str>) -> PyResult<(String, Vec<(String, String)>)> {
+    let f = format_of(py, format)?;
+    let (fmt, sources) =
+        py.detach(|| ingest::discover(spec, f)).map_err(|e| raise(py, "IngestError", e.to_string()))?;
+    Ok((
+        fmt.as_str().to_owned(),
+        sources.into_iter().map(|s| (s.path.to_string_lossy().into_owned(), s.subject_id)).collect(),
+    ))
+}
+
+/// Ingests ``collections`` (``[(name, format, [(path, subject_id)])]``) into the dataset at
+/// ``uri``; resumable. Returns ``(dataset, report dict)``.
+#[pyfunction]
+#[pyo3(signature = (uri, ctx, collections, obs_meta=None, reorient=None, store_original_affine=true, validate_alignment=false, max_workers=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_images<'py>(
+    py: Python<'py>,
+    uri: &str,
+    ctx: PyRef<'py, PyContext>,
+    collections: Vec<(String, String, Vec<(String, String)>)>,
+    obs_meta: Option<&Bound<'py, PyDict>>,
+    reorient: Option<&str>,
+    store_original_affine: bool,
+    validate_alignment: bool,
+    max_workers: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(PyDataset, Bound<'py, PyDict>)> {
+    let mut specs = Vec::with_capacity(collections.len());
+    for (name, fmt, sources) in collections {
+        let format = format_of(py, Some(&fmt))?.unwrap_or(ImageFormat::Nifti);
+        specs.push(CollectionSpec {
+            name,
+            format,
+            sources: sources.into_iter().map(|(p, s)| Source { path: PathBuf::from(p), subject_id: s }).collect(),
+        });
+    }
+    let mut opts = IngestOptions {
+        reorient: target_of(py, reorient)?,
+        store_original_affine,
+        validate_alignment,
+        max_workers,
+        obs_meta: obs_meta.map(frame_from_py).transpose()?,
+        progress: None,
+    };
+    if let Some(cb) = progress {
+        opts.progress = Some(Box::new(move |name: &str, done: usize, total: usize| {
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (name, done, total)) {
+                    e.write_unraisable(py, None);
+                }
+            });
+        }));
+    }
+    let c = ctx.inner.clone();
+    let report = py.detach(|| ingest::ingest(&c, uri, &specs, &opts)).py(py)?;
+    let d = PyDict::new(py);
+    d.set_item("written", report.written)?;
+    d.set_item("skipped", report.skipped)?;
+    d.set_item("repaired", report.repaired)?;
+    d.set_item("warnings", PyList::new(py, &report.warnings)?)?;
+    Ok((PyDataset { inner: report.dataset }, d))
+}
+
+fn image_to_py<'py>(py: Python<'py>, img: ImageVolume) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("affine", img.affine.iter().map(|r| r.to_vec()).collect::<Vec<_>>())?;
+    d.set_item("original_affine", img.original_affine.map(|a| a.iter().map(|r| r.to_vec()).collect::<Vec<_>>()))?;
+    d.set_item("axcodes", &img.orientation.axcodes)?;
+    d.set_item("orientation_source", img.orientation.source.as_str())?;
+    d.set_item("orientation_confidence", img.orientation.confidence.as_str())?;
+    let meta = PyDict::new(py);
+    for (k, v) in &img.volume_metadata {
+        meta.set_item(k, v)?;
+    }
+    d.set_item("metadata", meta)?;
+    let obs = PyDict::new(py);
+    for (k, v) in &img.obs {
+        match v {
+            ObsValue::Str(s) => obs.set_item(k, s)?,
+            ObsValue::Int32(i) => obs.set_item(k, *i)?,
+            ObsValue::Float64(x) => obs.set_item(k, *x)?,
+        }
+    }
+    d.set_item("obs", obs)?;
+    d.set_item("source_path", &img.source_path)?;
+    d.set_item("warnings", PyList::new(py, &img.warnings)?)?;
+    d.set_item("data", data_to_py(py, img.data))?;
+    Ok(d)
+}
+
+/// Reads one image (``format`` ``"nifti"`` or ``"dicom"``): voxels (Fortran order), affine,
+/// orientation, the volume metadata and obs columns ingest would record.
+#[pyfunction]
+#[pyo3(signature = (path, format="nifti", reorient=None))]
+pub fn read_image<'py>(
+    py: Python<'py>,
+    path: &str,
+    format: &str,
+    reorient: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let f = format_of(py, Some(format))?.unwrap_or(ImageFormat::Nifti);
+    let t = target_of(py, reorient)?;
+    let p = PathBuf::from(path);
+    let img = py
+        .detach(|| match f {
+            ImageFormat::Nifti => imaging::read_nifti(&p, t),
+            ImageFormat::Dicom => imaging::read_dicom_series(&p, t),
+        })
+        .py(py)?;
+    image_to_py(py, img)
+}
+
+/// Verifies the dataset at ``uri``; returns the report as a dict (``problems`` is a list of
+/// ``{location, message}``).
+#[pyfunction]
+#[pyo3(signature = (uri, ctx, deep=false))]
+pub fn verify<'py>(py: Python<'py>, uri: &str, ctx: PyRef<'py, PyContext>, deep: bool) -> PyResult<Bound<'py, PyAny>> {
+    let c = ctx.inner.clone();
+    let report = py.detach(|| radiobject_core::verify::verify(&c, uri, deep)).py(py)?;
+    let json = serde_json::to_string(&report).map_err(|e| raise(py, "StorageError", e.to_string()))?;
+    py.import("json")?.call_method1("loads", (json,))
+}
+
+/// Runs the ``radiobject`` command line with ``argv`` (without the program name); returns the
+/// exit code.
+#[pyfunction]
+pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| radiobject_cli::run(argv))
+}
