@@ -259,6 +259,21 @@ def generate_niftis(d: Path) -> list[dict]:
     assert int(nib.load(p).header.get_data_offset()) > 352 or True
     cases.append(nifti_case("gen_extension", p))
 
+    # A ~10 MB .nii.gz (speed check): smooth anatomy-like values plus noise in the low bits.
+    x, y, z = np.meshgrid(np.arange(256), np.arange(256), np.arange(176), indexing="ij")
+    big = (((x - 128) ** 2 + (y - 128) ** 2 + (z - 88) ** 2) // 16).astype(np.int16)
+    big += RNG.integers(0, 256, size=big.shape, dtype=np.int16)
+    p = d / "big.nii.gz"
+    nib.save(nib.Nifti1Image(big, np.diag([0.9, 0.9, 1.0, 1.0])), p)
+    cases.append({
+        "kind": "big",
+        "name": "big_gz",
+        "path": str(p),
+        "shape": list(big.shape),
+        "sum": int(big.astype(np.int64).sum()),
+        "gz_bytes": p.stat().st_size,
+    })
+
     # A BIDS-named T1w copy (series type inference).
     p = d / "sub-01_ses-02_T1w.nii.gz"
     shutil.copy(NIB_DATA / "example4d.nii.gz", p)
@@ -513,7 +528,12 @@ def dicom_cases(d: Path) -> tuple[list[dict], dict]:
         dicom_case("mr_small_bigendian", DCM_DATA / "MR_small_bigendian.dcm"),
         dicom_case("mr_small_implicit", DCM_DATA / "MR_small_implicit.dcm"),
         dicom_case("mr_small_rle", DCM_DATA / "MR_small_RLE.dcm"),
+        dicom_case("mr_small_expb", DCM_DATA / "MR_small_expb.dcm"),
+        dicom_case("mr_small_padded", DCM_DATA / "MR_small_padded.dcm"),
         dicom_case("rtdose_multiframe", DCM_DATA / "rtdose.dcm"),
+        dicom_case("rtdose_multiframe_bigendian", DCM_DATA / "rtdose_expb.dcm"),
+        dicom_case("rtdose_one_frame", DCM_DATA / "rtdose_1frame.dcm"),
+        dicom_case("seg_one_bit", DCM_DATA / "liver_1frame.dcm"),
         dicom_case("ct2_series", DCM_DATA / "dicomdirtests" / "77654033" / "CT2", uneven=True),
         dicom_case("ct5n_series", DCM_DATA / "dicomdirtests" / "98892001" / "CT5N"),
     ]
@@ -565,6 +585,8 @@ def dicom_cases(d: Path) -> tuple[list[dict], dict]:
     victim.write_bytes(victim.read_bytes()[:4000])
     errs["truncated_in_series"] = str(tdir)
     errs["colour"] = str(DCM_DATA / "SC_rgb_small_odd.dcm")
+    errs["unsupported_codec"] = str(DCM_DATA / "693_J2KI.dcm")  # JPEG 2000: not in the native codecs
+    errs["unsupported_rle_32bit"] = str(DCM_DATA / "rtdose_rle.dcm")  # dicom-rs RLE: 8/16-bit only
     errs["missing"] = str(d / "does_not_exist")
     return cases, errs
 

@@ -32,6 +32,21 @@ fn invalid(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("cannot read DICOM {}: {reason}", path.display()))
 }
 
+/// An error with its chain of causes: `a: b: c`.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
+
 /// Series-level values the obs columns record (from the first slice).
 #[derive(Debug, Clone, Default)]
 struct SeriesMeta {
@@ -135,7 +150,7 @@ fn open_header(path: &Path) -> Result<DefaultDicomObject> {
     OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-        .map_err(|e| invalid(path, format!("not a readable DICOM file: {e}")))
+        .map_err(|e| invalid(path, format!("not a readable DICOM file: {}", with_causes(&e))))
 }
 
 /// Reads the header of one file (its pixel data is left on disk).
@@ -401,13 +416,46 @@ fn order_slices(files: &[FileInfo], dir: &Path, warnings: &mut Vec<String>) -> R
     Ok(Geometry { order: slices, iop, origin, slice_spacing: spacing })
 }
 
-/// Copies one decoded frame (native-endian samples) into `dest`, keeping only the stored bits.
-fn place_frame<T: Sample + Unused>(dest: &mut [T], bytes: &[u8], bits_stored: u16) {
-    if std::mem::size_of::<T>() == 1 {
+/// What it takes to turn the decoded bytes of a file into native-endian samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteOrderFix {
+    /// Already native (little-endian files, encapsulated data, 8-bit samples).
+    None,
+    /// Explicit VR big endian, pixel data read as bytes (OB): reverse each sample.
+    SwapBytes,
+    /// Explicit VR big endian, 32-bit samples read as 16-bit words (OW): swap the two words.
+    SwapWords,
+}
+
+fn native_order_fix(obj: &DefaultDicomObject, bytes_per: usize) -> ByteOrderFix {
+    const BIG_ENDIAN_TS: &str = "1.2.840.10008.1.2.2";
+    let big_endian = obj.meta().transfer_syntax().trim_end_matches('\0') == BIG_ENDIAN_TS;
+    if !big_endian || bytes_per == 1 {
+        return ByteOrderFix::None;
+    }
+    let ow = obj.element(tags::PIXEL_DATA).map(|e| e.vr().to_string() == "OW").unwrap_or(true);
+    match (ow, bytes_per) {
+        (true, 4) => ByteOrderFix::SwapWords,
+        (true, _) => ByteOrderFix::None,
+        (false, _) => ByteOrderFix::SwapBytes,
+    }
+}
+
+/// Copies one decoded frame into `dest` as native samples, keeping only the stored bits.
+fn place_frame<T: Sample + Unused>(dest: &mut [T], bytes: &[u8], order: ByteOrderFix, bits_stored: u16) {
+    let size = std::mem::size_of::<T>();
+    if size == 1 || order == ByteOrderFix::None {
         bytemuck::cast_slice_mut::<T, u8>(dest).copy_from_slice(bytes);
     } else {
-        for (d, chunk) in dest.iter_mut().zip(bytes.chunks_exact(std::mem::size_of::<T>())) {
-            *d = bytemuck::pod_read_unaligned(chunk);
+        for (d, chunk) in dest.iter_mut().zip(bytes.chunks_exact(size)) {
+            let mut b = [0u8; 8];
+            b[..size].copy_from_slice(chunk);
+            match order {
+                ByteOrderFix::None => {}
+                ByteOrderFix::SwapBytes => b[..size].reverse(),
+                ByteOrderFix::SwapWords => b[..4].rotate_left(2),
+            }
+            *d = bytemuck::pod_read_unaligned(&b[..size]);
         }
     }
     let bits = std::mem::size_of::<T>() as u32 * 8;
@@ -470,10 +518,13 @@ fn decode_into<T: Sample + Unused>(
     }
     jobs.into_par_iter().try_for_each(|(fi, targets)| -> Result<()> {
         let path = &files[fi].path;
-        let obj = dicom_object::open_file(path).map_err(|e| invalid(path, e))?;
-        let decoded = obj.decode_pixel_data().map_err(|e| invalid(path, format!("cannot decode pixel data: {e}")))?;
+        let obj = dicom_object::open_file(path).map_err(|e| invalid(path, with_causes(&e)))?;
+        let decoded = obj
+            .decode_pixel_data()
+            .map_err(|e| invalid(path, format!("cannot decode pixel data: {}", with_causes(&e))))?;
         let data = decoded.data();
         let frame_bytes = frame_len * bytes_per;
+        let order = native_order_fix(&obj, bytes_per);
         for (frame, chunk) in targets {
             let start = frame as usize * frame_bytes;
             let Some(bytes) = data.get(start..start + frame_bytes) else {
@@ -486,7 +537,7 @@ fn decode_into<T: Sample + Unused>(
                     ),
                 ));
             };
-            place_frame(chunk, bytes, if one_bit { 8 } else { bits_stored });
+            place_frame(chunk, bytes, order, if one_bit { 8 } else { bits_stored });
             if one_bit {
                 // dicom-pixeldata expands 1-bit samples to 0/255; keep 0/1 like pydicom.
                 for v in bytemuck::cast_slice_mut::<T, u8>(chunk) {

@@ -11,6 +11,7 @@
 //!   computed in `f64` as `raw * slope + inter`, then rounded once.
 
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::volume::VolumeData;
@@ -40,7 +41,7 @@ impl Linear {
 }
 
 /// A raw sample type read from an image file.
-pub(crate) trait Sample: bytemuck::Pod + Default + Send + Sync + 'static {
+pub(crate) trait Sample: bytemuck::Pod + Default + PartialOrd + Send + Sync + 'static {
     /// Integer value, `None` for floats.
     fn to_i128(self) -> Option<i128>;
     /// Value as `f64`.
@@ -116,7 +117,7 @@ pub(crate) fn scale<T: Sample>(raw: Vec<T>, shape: &[usize], segments: &[Linear]
     if segments.iter().all(|s| s.is_identity()) {
         return Ok(T::wrap(fortran(shape, raw)?));
     }
-    let seg_len = if segments.len() <= 1 { raw.len().max(1) } else { raw.len() / segments.len() };
+    let seg_len = if segments.len() <= 1 { raw.len() } else { raw.len() / segments.len() }.max(1);
     if segments.len() > 1 && seg_len * segments.len() != raw.len() {
         return Err(Error::shape(format!(
             "{} scaling segments do not divide {} voxels evenly",
@@ -129,17 +130,24 @@ pub(crate) fn scale<T: Sample>(raw: Vec<T>, shape: &[usize], segments: &[Linear]
     if segments.iter().all(|s| s.is_integral())
         && let Some((lo, hi)) = integer_range(&raw, seg_len, &seg_of)
     {
+        // Every result fits the target type and |inter| < 2^53, so every product `v * slope`
+        // (bounded by the range's end points) fits i64, and so does every raw value that has one.
+        let int = |v: T, s: Linear| v.to_i128().unwrap_or_default() as i64 * s.slope as i64 + s.inter as i64;
         if lo >= i128::from(i16::MIN) && hi <= i128::from(i16::MAX) {
-            return Ok(VolumeData::Int16(fortran(shape, map_int(&raw, seg_len, &seg_of, |v| v as i16))?));
+            let out = map_values(&raw, seg_len, &seg_of, |v, s| int(v, s) as i16);
+            return Ok(VolumeData::Int16(fortran(shape, out)?));
         }
         if lo >= i128::from(i32::MIN) && hi <= i128::from(i32::MAX) {
-            return Ok(VolumeData::Int32(fortran(shape, map_int(&raw, seg_len, &seg_of, |v| v as i32))?));
+            let out = map_values(&raw, seg_len, &seg_of, |v, s| int(v, s) as i32);
+            return Ok(VolumeData::Int32(fortran(shape, out)?));
         }
     }
     if T::WIDE {
-        Ok(VolumeData::Float64(fortran(shape, map_float(&raw, seg_len, &seg_of, |v| v))?))
+        let out = map_values(&raw, seg_len, &seg_of, |v, s| v.to_f64() * s.slope + s.inter);
+        Ok(VolumeData::Float64(fortran(shape, out)?))
     } else {
-        Ok(VolumeData::Float32(fortran(shape, map_float(&raw, seg_len, &seg_of, |v| v as f32))?))
+        let out = map_values(&raw, seg_len, &seg_of, |v, s| (v.to_f64() * s.slope + s.inter) as f32);
+        Ok(VolumeData::Float32(fortran(shape, out)?))
     }
 }
 
@@ -148,17 +156,10 @@ fn integer_range<T: Sample>(raw: &[T], seg_len: usize, seg_of: &dyn Fn(usize) ->
     let mut lo = i128::MAX;
     let mut hi = i128::MIN;
     for (i, chunk) in raw.chunks(seg_len).enumerate() {
-        let mut cmin = i128::MAX;
-        let mut cmax = i128::MIN;
-        for v in chunk {
-            let v = v.to_i128()?;
-            cmin = cmin.min(v);
-            cmax = cmax.max(v);
-        }
-        if chunk.is_empty() {
-            continue;
-        }
-        let s = seg_of(i);
+        let (Some(first), Some(s)) = (chunk.first(), Some(seg_of(i))) else { continue };
+        let (cmin, cmax) =
+            chunk.iter().fold((*first, *first), |(a, b), v| (if *v < a { *v } else { a }, if *v > b { *v } else { b }));
+        let (cmin, cmax) = (cmin.to_i128()?, cmax.to_i128()?);
         let (slope, inter) = (s.slope as i128, s.inter as i128);
         let (a, b) = (cmin * slope + inter, cmax * slope + inter);
         lo = lo.min(a.min(b));
@@ -167,32 +168,28 @@ fn integer_range<T: Sample>(raw: &[T], seg_len: usize, seg_of: &dyn Fn(usize) ->
     if lo > hi { Some((0, 0)) } else { Some((lo, hi)) }
 }
 
-fn map_int<T: Sample, U>(
+/// `f(value, scaling of its segment)` for every value, in parallel blocks.
+fn map_values<T: Sample, U: Copy + Default + Send>(
     raw: &[T],
     seg_len: usize,
-    seg_of: &dyn Fn(usize) -> Linear,
-    cast: impl Fn(i128) -> U + Copy,
+    seg_of: &(dyn Fn(usize) -> Linear + Sync),
+    f: impl Fn(T, Linear) -> U + Sync,
 ) -> Vec<U> {
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, chunk) in raw.chunks(seg_len).enumerate() {
-        let s = seg_of(i);
-        let (slope, inter) = (s.slope as i128, s.inter as i128);
-        out.extend(chunk.iter().map(|v| cast(v.to_i128().unwrap_or_default() * slope + inter)));
-    }
-    out
-}
-
-fn map_float<T: Sample, U>(
-    raw: &[T],
-    seg_len: usize,
-    seg_of: &dyn Fn(usize) -> Linear,
-    cast: impl Fn(f64) -> U + Copy,
-) -> Vec<U> {
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, chunk) in raw.chunks(seg_len).enumerate() {
-        let s = seg_of(i);
-        out.extend(chunk.iter().map(|v| cast(v.to_f64() * s.slope + s.inter)));
-    }
+    const BLOCK: usize = 1 << 16;
+    let mut out = vec![U::default(); raw.len()];
+    out.par_chunks_mut(BLOCK).zip(raw.par_chunks(BLOCK)).enumerate().for_each(|(block, (dst, src))| {
+        let start = block * BLOCK;
+        let mut i = 0;
+        while i < src.len() {
+            let seg = (start + i) / seg_len;
+            let end = ((seg + 1) * seg_len - start).min(src.len());
+            let s = seg_of(seg);
+            for (d, v) in dst[i..end].iter_mut().zip(&src[i..end]) {
+                *d = f(*v, s);
+            }
+            i = end;
+        }
+    });
     out
 }
 
