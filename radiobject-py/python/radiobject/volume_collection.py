@@ -1,0 +1,676 @@
+"""``VolumeCollection``: the volumes of one kind (``T1w``, ``seg``...) with their ``obs`` rows.
+
+A collection is **attached** (opened from a URI) or a **view** (a subset of an attached one, made
+by ``iloc``/``loc``/``sel``/``filter``/``head``...). Views are cheap, read-only selections:
+they hold the attached collection and the *ranks* (positions in its index) they keep; a view of
+a view selects from the same attached collection. Everything follows the collection's index
+order, which is the ``obs`` order: sorted by ``(obs_subject_id, obs_id)``.
+
+What is read when:
+
+* opening reads the collection group, its ``volumes`` group and **all of obs, once** (native);
+  ``obs``, ``obs_ids``, ``index``, ``filter``, ``sel``... never read storage again (the reference
+  re-read obs on almost every call);
+* a volume is opened on first access and cached (``vc.iloc[i]`` twice opens it once);
+* the mapping ``obs_id -> volumes/<dir>`` comes from the native layer, which checks every volume's
+  own ``obs_id`` and is right whatever order the volumes were written in (the reference served
+  the wrong volume when they were not written in sorted order).
+
+``uri`` of a view is the attached collection's URI (as in the reference); ``is_view`` tells them
+apart. Views cannot ``append`` or ``validate`` (:class:`~radiobject.exceptions.ViewError`);
+``write(uri)`` materialises one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from radiobject import _radiobject as _rb
+from radiobject._frames import frame_records, frame_to_pandas
+from radiobject._types import normalize_transform_result
+from radiobject.ctx import Context, WriteConfig, get_radiobject_config, resolve_ctx
+from radiobject.dataframe import Dataframe, query_frame
+from radiobject.exceptions import AlignmentError, InvalidArgumentError, RadiObjectError, ViewError
+from radiobject.indexing import Index
+from radiobject.parallel import map_on_threads
+from radiobject.volume import Volume
+
+if TYPE_CHECKING:
+    from radiobject.query import EagerQuery
+
+__all__ = ["VolumeCollection", "generate_obs_id"]
+
+_INDEX = ("obs_subject_id", "obs_id")
+# volume metadata the writers set themselves (not copied from a source volume)
+_OWN_META = frozenset({"obs_id", "voxel_checksum", "tile_orientation"})
+
+
+def generate_obs_id(obs_subject_id: str, collection_name: str, acquisition_index: int | None = None) -> str:
+    """``{subject}_{collection}``, plus ``_acq-{k}`` for the k-th acquisition of a subject."""
+    out = f"{obs_subject_id}_{collection_name}"
+    return out if acquisition_index is None else f"{out}_acq-{acquisition_index}"
+
+
+def renamed_obs_ids(subject_ids: Sequence[str], name: str) -> list[str]:
+    """New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order); a subject with
+    several volumes gets ``{sid}_{name}_acq-1``, ``_acq-2``... so they never collide (the
+    reference gave them all the same id)."""
+    counts: dict[str, int] = {}
+    for s in subject_ids:
+        counts[s] = counts.get(s, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for s in subject_ids:
+        if counts[s] == 1:
+            out.append(generate_obs_id(s, name))
+        else:
+            seen[s] = seen.get(s, 0) + 1
+            out.append(generate_obs_id(s, name, seen[s]))
+    return out
+
+
+def _normalize_position(i: Any, n: int) -> int:
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"positions must be integers, got {type(i).__name__}")
+    j = int(i) + n if int(i) < 0 else int(i)
+    if not 0 <= j < n:
+        raise IndexError(f"position {int(i)} is out of range for {n} volumes")
+    return j
+
+
+class _Snapshot:
+    """An opened collection: the native handle and what was read at open (shared by views)."""
+
+    def __init__(self, native: Any):
+        self.native = native
+        self.obs_ids: tuple[str, ...] = tuple(native.obs_ids)
+        self.subject_ids: tuple[str, ...] = tuple(native.subject_ids)
+        self._lock = threading.Lock()
+        self._index: Index | None = None
+        self._frame: dict | None = None
+        self._df: pd.DataFrame | None = None
+        self._by_subject: dict[str, list[int]] | None = None
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = Index.build(self.obs_ids, "obs_id")
+        return self._index
+
+    @property
+    def frame(self) -> dict:
+        with self._lock:
+            if self._frame is None:
+                self._frame = self.native.obs()
+            return self._frame
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """obs as pandas, RangeIndex = rank (internal; never handed out without a copy)."""
+        frame = self.frame
+        with self._lock:
+            if self._df is None:
+                self._df = frame_to_pandas(frame)
+            return self._df
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {n: c[0] for n, c in self.frame.items() if n not in _INDEX}
+
+    @property
+    def by_subject(self) -> dict[str, list[int]]:
+        if self._by_subject is None:
+            d: dict[str, list[int]] = {}
+            for r, s in enumerate(self.subject_ids):
+                d.setdefault(s, []).append(r)
+            self._by_subject = d
+        return self._by_subject
+
+    def rank(self, obs_id: str) -> int | None:
+        r = self.native.rank_of(obs_id) if isinstance(obs_id, str) else None
+        return None if r is None else int(r)
+
+
+class _ILoc:
+    def __init__(self, vc: VolumeCollection):
+        self._vc = vc
+
+    def __getitem__(self, key: Any) -> Volume | VolumeCollection:
+        vc = self._vc
+        ranks = vc._rank_seq
+        n = len(ranks)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            return vc._volume(ranks[_normalize_position(key, n)])
+        if isinstance(key, slice):
+            return vc._view(ranks[key])
+        arr = np.asarray(key) if isinstance(key, (list, tuple, np.ndarray, pd.Series)) else None
+        if arr is not None:
+            if arr.dtype == bool:
+                if arr.shape != (n,):
+                    raise IndexError(f"boolean mask of length {arr.size} for {n} volumes")
+                return vc._view([ranks[int(i)] for i in np.flatnonzero(arr)])
+            if arr.size == 0:
+                return vc._view([])
+            if arr.dtype.kind in "iu":
+                return vc._view([ranks[_normalize_position(i, n)] for i in arr.tolist()])
+        raise TypeError(f"iloc takes an int, a slice, a list of ints or a boolean mask; got {type(key).__name__}")
+
+
+class _Loc:
+    def __init__(self, vc: VolumeCollection):
+        self._vc = vc
+
+    def __getitem__(self, key: Any) -> Volume | VolumeCollection:
+        vc = self._vc
+        if isinstance(key, str):
+            return vc._volume(vc._rank_of(key))
+        if isinstance(key, (list, tuple, np.ndarray, pd.Series, pd.Index)):
+            keys = list(key)
+            if not all(isinstance(k, str) for k in keys):
+                raise TypeError("loc takes an obs_id or a list of obs_ids")
+            return vc._view([vc._rank_of(k) for k in keys])
+        raise TypeError(f"loc takes an obs_id or a list of obs_ids; got {type(key).__name__}")
+
+
+class VolumeCollection:
+    """Volumes indexed by ``obs_id``, with one ``obs`` row each.
+
+    Args:
+        uri: the collection (a group with ``obs`` and ``volumes``), local or ``s3://``.
+        ctx: context to read through (default: the global one).
+    """
+
+    def __init__(self, uri: str, ctx: Context | None = None):
+        native = _rb.NativeCollection.open(str(uri), resolve_ctx(ctx))
+        self._init(_Snapshot(native), None, None)
+
+    def _init(self, snap: _Snapshot, ranks: tuple[int, ...] | None, source: VolumeCollection | None) -> None:
+        self._snap = snap
+        self._ranks = ranks
+        self._source = source
+        self._rank_set: frozenset[int] | None = None
+        self._index_cache: Index | None = None
+        self._subjects_cache: Index | None = None
+
+    @classmethod
+    def _from_native(cls, native: Any) -> VolumeCollection:
+        self = cls.__new__(cls)
+        self._init(_Snapshot(native), None, None)
+        return self
+
+    @classmethod
+    def open(cls, uri: str, ctx: Context | None = None) -> VolumeCollection:
+        """Same as ``VolumeCollection(uri, ctx)``."""
+        return cls(uri, ctx)
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def _root(self) -> VolumeCollection:
+        return self if self._source is None else self._source
+
+    @property
+    def _rank_seq(self) -> Sequence[int]:
+        return range(len(self._snap.obs_ids)) if self._ranks is None else self._ranks
+
+    def _view(self, ranks: Any) -> VolumeCollection:
+        """A view keeping ``ranks`` (deduplicated, index order)."""
+        out = VolumeCollection.__new__(VolumeCollection)
+        if self._ranks is not None:
+            mine = self._ranks_as_set()
+            ranks = [r for r in ranks if r in mine]
+        out._init(self._snap, tuple(sorted(set(int(r) for r in ranks))), self._root)
+        return out
+
+    def _ranks_as_set(self) -> frozenset[int]:
+        if self._rank_set is None:
+            self._rank_set = frozenset(self._rank_seq)
+        return self._rank_set
+
+    def _rank_of(self, obs_id: str) -> int:
+        r = self._snap.rank(obs_id)
+        if r is None or (self._ranks is not None and r not in self._ranks_as_set()):
+            where = "this view" if self.is_view else f"collection {self.name or self.uri!r}"
+            raise KeyError(f"obs_id {obs_id!r} is not in {where}")
+        return r
+
+    def _volume(self, rank: int) -> Volume:
+        return Volume._wrap(self._snap.native.volume(int(rank)))
+
+    def _obs_df(self) -> pd.DataFrame:
+        """obs rows of this view, labelled by rank (internal, not a copy for attached)."""
+        df = self._snap.df
+        return df if self._ranks is None else df.iloc[list(self._ranks)]
+
+    @property
+    def _context(self) -> Context:
+        return self._snap.native.context
+
+    def _check_not_view(self, op: str) -> None:
+        if self.is_view:
+            raise ViewError(f"cannot {op} a view; write it first with .write(uri)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickles a recipe (URI, configuration, selected obs_ids), never native handles, so
+        # collections travel to DataLoader workers and other processes
+        return {
+            "uri": self.uri,
+            "config": self._context.config_json(),
+            "obs_ids": None if self._ranks is None else self.obs_ids,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from radiobject.ctx import get_tiledb_ctx
+
+        g = get_tiledb_ctx()
+        ctx = g if g.config_json() == state["config"] else Context(state["config"])
+        snap = _Snapshot(_rb.NativeCollection.open(state["uri"], ctx))
+        if state["obs_ids"] is None:
+            self._init(snap, None, None)
+            return
+        root = VolumeCollection.__new__(VolumeCollection)
+        root._init(snap, None, None)
+        ranks = [snap.rank(i) for i in state["obs_ids"]]
+        self._init(snap, tuple(sorted(r for r in ranks if r is not None)), root)
+
+    # ------------------------------------------------------------------ basics
+
+    def __len__(self) -> int:
+        return len(self._rank_seq)
+
+    def __iter__(self) -> Iterator[Volume]:
+        for r in self._rank_seq:
+            yield self._volume(r)
+
+    def __contains__(self, obs_id: object) -> bool:
+        if not isinstance(obs_id, str):
+            return False
+        r = self._snap.rank(obs_id)
+        return r is not None and (self._ranks is None or r in self._ranks_as_set())
+
+    def __repr__(self) -> str:
+        shape = self.shape
+        shape_s = "x".join(map(str, shape)) if shape else "heterogeneous"
+        name = f"'{self.name}', " if self.name else ""
+        view = ", view" if self.is_view else ""
+        return f"VolumeCollection({name}{len(self)} volumes, shape={shape_s}{view})"
+
+    def __getitem__(self, key: Any) -> Volume | VolumeCollection:
+        """``vc[int]`` / ``vc["obs_id"]`` -> Volume; slices, lists and masks -> views."""
+        if isinstance(key, str):
+            return self.loc[key]
+        if isinstance(key, (int, np.integer, slice)) and not isinstance(key, (bool, np.bool_)):
+            return self.iloc[key]
+        if isinstance(key, (list, tuple, np.ndarray, pd.Series, pd.Index)):
+            items = list(key)
+            if not items:
+                return self._view([])
+            if all(isinstance(k, str) for k in items):
+                return self.loc[items]
+            return self.iloc[key]
+        raise TypeError(f"index with an int, an obs_id, a slice or a list; got {type(key).__name__}")
+
+    @property
+    def iloc(self) -> _ILoc:
+        """By position: ``iloc[int]`` -> Volume; slices, int lists, boolean masks -> views."""
+        return _ILoc(self)
+
+    @property
+    def loc(self) -> _Loc:
+        """By obs_id: ``loc["id"]`` -> Volume; ``loc[[ids]]`` -> view."""
+        return _Loc(self)
+
+    def sel(self, *, subject: str | Sequence[str]) -> Volume | VolumeCollection:
+        """Volumes of one or more subjects: a Volume when ``subject`` is one id with exactly one
+        volume, otherwise a view. ``KeyError`` if no volume matches."""
+        subjects = [subject] if isinstance(subject, str) else list(subject)
+        by = self._snap.by_subject
+        ranks = [r for s in subjects for r in by.get(s, ())]
+        if self._ranks is not None:
+            mine = self._ranks_as_set()
+            ranks = [r for r in ranks if r in mine]
+        if not ranks:
+            raise KeyError(f"no volume of subject(s) {subjects[:5]} in this collection")
+        if isinstance(subject, str) and len(ranks) == 1:
+            return self._volume(ranks[0])
+        return self._view(ranks)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def uri(self) -> str:
+        """URI of the collection (for a view: of the collection it selects from)."""
+        return self._snap.native.uri
+
+    @property
+    def is_view(self) -> bool:
+        """Whether this is a selection of another collection."""
+        return self._source is not None
+
+    @property
+    def name(self) -> str | None:
+        """The ``name`` metadata."""
+        return self._snap.native.name
+
+    @property
+    def shape(self) -> tuple[int, int, int] | None:
+        """``(x, y, z)`` when every volume of the collection has it, else None."""
+        s = self._snap.native.shape
+        return None if s is None else (int(s[0]), int(s[1]), int(s[2]))
+
+    @property
+    def is_uniform(self) -> bool:
+        """Whether every volume has the same spatial shape."""
+        return self.shape is not None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Group metadata of the collection."""
+        return self._snap.native.metadata()
+
+    @property
+    def obs(self) -> pd.DataFrame:
+        """obs rows of this collection or view (index order; index columns first). A copy:
+        changing it changes nothing stored."""
+        return self._obs_df().reset_index(drop=True)
+
+    def to_obs(self) -> pd.DataFrame:
+        """Same as :attr:`obs`."""
+        return self.obs
+
+    @property
+    def obs_dataframe(self) -> Dataframe:
+        """The stored ``obs`` array as a :class:`Dataframe` (attached collections only)."""
+        self._check_not_view("open the obs storage of")
+        return Dataframe(f"{self.uri}/obs", self._context)
+
+    @property
+    def obs_ids(self) -> list[str]:
+        """obs_ids in index order."""
+        ids = self._snap.obs_ids
+        return list(ids) if self._ranks is None else [ids[r] for r in self._ranks]
+
+    @property
+    def obs_subject_ids(self) -> list[str]:
+        """Subject of each volume, in index order."""
+        s = self._snap.subject_ids
+        return list(s) if self._ranks is None else [s[r] for r in self._ranks]
+
+    @property
+    def index(self) -> Index:
+        """``Index('obs_id')`` of the volumes."""
+        if self._ranks is None:
+            return self._snap.index
+        if self._index_cache is None:
+            self._index_cache = Index.build(self.obs_ids, "obs_id")
+        return self._index_cache
+
+    @property
+    def subjects(self) -> Index:
+        """``Index('obs_subject_id')``: distinct subjects in order of first appearance."""
+        if self._subjects_cache is None:
+            self._subjects_cache = Index.build(dict.fromkeys(self.obs_subject_ids), "obs_subject_id")
+        return self._subjects_cache
+
+    def get_obs_row_by_obs_id(self, obs_id: str) -> pd.DataFrame:
+        """The obs row of ``obs_id`` as a one-row DataFrame (``KeyError`` if absent)."""
+        r = self._rank_of(obs_id)
+        return self._snap.df.iloc[[r]].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ selections
+
+    def filter(self, expr: str) -> VolumeCollection:
+        """Volumes whose obs row matches a pandas :meth:`~pandas.DataFrame.query` expression,
+        e.g. ``"qc == 'pass' and snr > 20"`` (the same grammar everywhere)."""
+        hit = query_frame(self._obs_df(), expr)
+        return self._view(hit.index.tolist())
+
+    def head(self, n: int = 5) -> VolumeCollection:
+        """The first ``n`` volumes."""
+        return self._view(self._rank_seq[: max(int(n), 0)])
+
+    def tail(self, n: int = 5) -> VolumeCollection:
+        """The last ``n`` volumes."""
+        seq = self._rank_seq
+        return self._view(seq[max(len(seq) - int(n), 0) :])
+
+    def sample(self, n: int = 5, seed: int | None = None) -> VolumeCollection:
+        """``n`` volumes drawn without replacement (reproducible with ``seed``)."""
+        seq = self._rank_seq
+        k = min(max(int(n), 0), len(seq))
+        picks = np.random.default_rng(seed).choice(len(seq), size=k, replace=False)
+        return self._view([seq[int(i)] for i in picks])
+
+    def groupby_subject(self) -> Iterator[tuple[str, VolumeCollection]]:
+        """``(subject, view of its volumes)`` for each subject, in order of first appearance."""
+        groups: dict[str, list[int]] = {}
+        s = self._snap.subject_ids
+        for r in self._rank_seq:
+            groups.setdefault(s[r], []).append(r)
+        for sid, ranks in groups.items():
+            yield sid, self._view(ranks)
+
+    def copy(self) -> VolumeCollection:
+        """A new handle on the same selection (attached: same collection; views stay views).
+        Nothing is copied in storage; use :meth:`write` for that."""
+        out = VolumeCollection.__new__(VolumeCollection)
+        out._init(self._snap, self._ranks, self._source)
+        return out
+
+    # ------------------------------------------------------------------ transforms
+
+    def map(
+        self, fn: Callable[..., Any], *, max_workers: int | None = None, progress: bool = False
+    ) -> EagerQuery:
+        """Runs ``fn(volume_array, obs_row)`` on every volume (on a thread pool, results in index
+        order). ``fn`` returns a value or ``(value, obs_updates)``; see :class:`EagerQuery`."""
+        from radiobject.query import EagerQuery
+
+        ranks = list(self._rank_seq)
+        obs = self.obs
+        rows = [obs.iloc[i] for i in range(len(ranks))]
+        native = self._snap.native
+
+        def run(i: int) -> tuple[Any, dict[str, Any]]:
+            vol = native.volume(ranks[i])
+            data = vol.read([(0, n) for n in vol.shape])
+            return normalize_transform_result(fn(data, rows[i]))
+
+        out = map_on_threads(run, range(len(ranks)), max_workers=max_workers, progress=progress, desc=self.name)
+        return EagerQuery([v for v, _ in out], obs, source=self, obs_updates=[u for _, u in out])
+
+    def map_batches(self, fn: Callable[..., Any], batch_size: int = 8) -> EagerQuery:
+        """Runs ``fn([(volume_array, obs_row), ...])`` on batches of ``batch_size`` volumes;
+        ``fn`` returns one result per item (a value or ``(value, obs_updates)``)."""
+        from radiobject.query import EagerQuery
+
+        if batch_size < 1:
+            raise InvalidArgumentError("batch_size must be >= 1")
+        ranks = list(self._rank_seq)
+        obs = self.obs
+        results: list[Any] = []
+        updates: list[dict[str, Any]] = []
+        for start in range(0, len(ranks), batch_size):
+            chunk = ranks[start : start + batch_size]
+            arrays = self._read_ranks(chunk)
+            batch = [(a, obs.iloc[start + j]) for j, a in enumerate(arrays)]
+            out = fn(batch)
+            if len(out) != len(batch):
+                raise InvalidArgumentError(f"map_batches: fn returned {len(out)} results for {len(batch)} items")
+            for raw in out:
+                v, u = normalize_transform_result(raw)
+                results.append(v)
+                updates.append(u)
+        return EagerQuery(results, obs, source=self, obs_updates=updates)
+
+    def _read_ranks(self, ranks: Sequence[int]) -> list[np.ndarray]:
+        """Whole volumes at ``ranks``, opened and read in parallel on the context's pool."""
+        if not ranks:
+            return []
+        vols = self._snap.native.volumes(list(ranks))
+        return _rb.read_batch(self._context, [(v, [(0, n) for n in v.shape]) for v in vols])
+
+    def _iter_arrays(self, ranks: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(rank, array)`` for every volume, read a few at a time in parallel."""
+        ranks = list(self._rank_seq if ranks is None else ranks)
+        step = max(1, get_radiobject_config().read.max_workers)
+        for start in range(0, len(ranks), step):
+            chunk = ranks[start : start + step]
+            for r, a in zip(chunk, self._read_ranks(chunk)):
+                yield r, a
+
+    def _copy_into(self, writer: Any, obs_ids: Sequence[str] | None = None) -> None:
+        """Streams this collection's volumes (data, obs row, volume metadata) into ``writer``
+        (a :class:`~radiobject.writers.VolumeCollectionWriter`), optionally renaming obs_ids."""
+        ranks = list(self._rank_seq)
+        records = frame_records(self._snap.frame, ranks)
+        native = self._snap.native
+        for k, (rank, data) in enumerate(self._iter_arrays(ranks)):
+            rec = records[k]
+            attrs = {n: v for n, v in rec.items() if n not in _INDEX}
+            meta = {m: v for m, v in native.volume(rank).metadata().items() if m not in _OWN_META}
+            oid = rec["obs_id"] if obs_ids is None else obs_ids[k]
+            writer._write_one(data, oid, rec["obs_subject_id"], attrs, meta)
+
+    def write(
+        self,
+        uri: str | None = None,
+        name: str | None = None,
+        ctx: Context | None = None,
+        *,
+        rename_obs_ids: bool | None = None,
+        write: WriteConfig | None = None,
+    ) -> VolumeCollection:
+        """Copies this collection or view into a new standalone collection at ``uri`` (volumes,
+        obs rows with every column, volume metadata such as orientation).
+
+        obs_ids are **kept**, unless ``rename_obs_ids`` is True — or, by default, ``name`` is
+        given and differs from this collection's name: then they become ``{subject}_{name}``
+        (``_acq-1``, ``_acq-2``... for subjects with several volumes), so the copy can sit next
+        to its source in one RadiObject (obs_ids are unique across a RadiObject).
+
+        ``uri=None`` writes next to the source, as the reference does: ``<parent>/<name>`` when
+        ``name`` is given, else ``<source>_written``.
+        """
+        from radiobject.writers import VolumeCollectionWriter
+
+        if uri is None:
+            uri = f"{self.uri.rsplit('/', 1)[0]}/{name}" if name else f"{self.uri}_written"
+
+        out_name = name if name is not None else self.name
+        rename = (name is not None and name != self.name) if rename_obs_ids is None else bool(rename_obs_ids)
+        new_ids = None
+        if rename:
+            if not out_name:
+                raise InvalidArgumentError("renaming obs_ids needs a collection name; pass name=")
+            new_ids = renamed_obs_ids(self.obs_subject_ids, out_name)
+        shape = self.shape if not self.is_view else None
+        c = resolve_ctx(ctx) if ctx is not None else self._context
+        w = VolumeCollectionWriter(uri, shape=shape, obs_schema=self._snap.kinds, name=out_name, ctx=c, write=write)
+        with w:
+            self._copy_into(w, new_ids)
+        return w.finalize()
+
+    # ------------------------------------------------------------------ changes
+
+    def append(
+        self,
+        volumes: Sequence[tuple[Any, ...]] | None = None,
+        *,
+        niftis: Sequence[tuple[Any, str]] | None = None,
+        dicom_dirs: Sequence[tuple[Any, str]] | None = None,
+        reorient: bool | None = None,
+        progress: bool = False,
+        write: WriteConfig | None = None,
+    ) -> None:
+        """Adds volumes, all or nothing: ``volumes`` is a list of ``(array, obs_id,
+        obs_subject_id[, attrs[, volume_metadata]])``; ``attrs`` fills obs columns (new columns
+        are added, existing user columns keep their values). If anything fails, every volume
+        written so far is removed and nothing is registered.
+
+        ``niftis=`` / ``dicom_dirs=`` are handed to ``radiobject.ingest.append_to_collection``.
+        For a collection inside a RadiObject, prefer ``RadiObject.append`` (it also updates
+        ``obs_meta``).
+        """
+        self._check_not_view("append to")
+        if niftis is not None or dicom_dirs is not None:
+            if volumes is not None:
+                raise InvalidArgumentError("give volumes=, niftis= or dicom_dirs=, not several")
+            from radiobject.ingest import append_to_collection  # type: ignore[attr-defined]
+
+            append_to_collection(self, niftis=niftis, dicom_dirs=dicom_dirs, reorient=reorient, progress=progress)
+            return
+        if not volumes:
+            raise InvalidArgumentError("append() needs at least one volume")
+        items = [tuple(v) for v in volumes]
+        new_ids = [str(v[1]) for v in items]
+        dup = {i for i, k in Counter(new_ids).items() if k > 1}
+        clash = [i for i in new_ids if self._snap.rank(i) is not None]
+        if dup or clash:
+            raise AlignmentError(f"obs_id(s) already present or repeated: {sorted(dup | set(clash))[:5]}")
+        from radiobject.writers import VolumeCollectionWriter, _AttrTyper
+
+        snap = self._snap
+        w = VolumeCollectionWriter(self.uri, shape=self.shape, ctx=self._context, write=write)
+        w._typer = _AttrTyper(snap.kinds, existing=True)
+        w._created_here = False
+        w._open_native = lambda: _rb.NativeCollectionWriter.append(snap.native, write_json=_wj(write))  # type: ignore[method-assign]
+        with w:
+            for item in items:
+                attrs = item[3] if len(item) > 3 else None
+                meta = item[4] if len(item) > 4 else None
+                w._write_one(item[0], item[1], item[2], attrs, meta)
+        self._snap = w.finalize()._snap
+        self._rank_set = self._index_cache = self._subjects_cache = None
+
+    def refresh(self) -> VolumeCollection:
+        """Reopens the collection to see changes made through other handles (attached only)."""
+        self._check_not_view("refresh")
+        self._snap = _Snapshot(_rb.NativeCollection.open(self.uri, self._context))
+        self._index_cache = self._subjects_cache = None
+        return self
+
+    def validate(self) -> None:
+        """Checks the collection's consistency, raising :class:`AlignmentError` on the first
+        problem: ``n_volumes`` vs obs rows vs ``volumes`` members (named ``0..N-1``), unique
+        obs_ids, and every volume carrying the ``obs_id`` of its obs row (each volume is opened,
+        in parallel)."""
+        self._check_not_view("validate")
+        snap = self._snap
+        n = len(snap.obs_ids)
+        meta = snap.native.metadata()
+        stored = meta.get("n_volumes")
+        if stored is None or int(stored) != n:
+            raise AlignmentError(f"{self.uri}: n_volumes metadata is {stored}, obs has {n} rows")
+        members = list(snap.native.members)
+        if len(members) != n:
+            raise AlignmentError(f"{self.uri}: {len(members)} volumes are registered, obs has {n} rows")
+        if sorted(members, key=lambda m: (len(m), m)) != [str(i) for i in range(n)]:
+            raise AlignmentError(f"{self.uri}: volume members are not named 0..{n - 1}: {sorted(members)[:5]}")
+        if len(set(snap.obs_ids)) != n:
+            dups = sorted(i for i, k in Counter(snap.obs_ids).items() if k > 1)
+            raise AlignmentError(f"{self.uri}: obs_ids used by several subjects: {dups[:5]}")
+        if n == 0:
+            return
+        try:
+            vols = snap.native.volumes(list(range(n)))
+        except RadiObjectError as e:
+            raise AlignmentError(f"{self.uri}: volumes do not match obs: {e}") from e
+        for r, v in enumerate(vols):
+            got = v.metadata().get("obs_id")
+            if got is None:
+                raise AlignmentError(f"{self.uri}: volume {v.uri} has no obs_id metadata")
+            if got != snap.obs_ids[r]:
+                raise AlignmentError(f"{self.uri}: volume {v.uri} holds obs_id {got!r}, expected {snap.obs_ids[r]!r}")
+
+
+def _wj(write: WriteConfig | None) -> str:
+    from radiobject.volume import _write_json
+
+    return _write_json(write)

@@ -1,0 +1,572 @@
+"""Streaming writers: build a ``VolumeCollection`` or a whole ``RadiObject`` volume by volume.
+
+Both are context managers over the native writers:
+
+* volumes are written as they arrive (memory stays bounded), but **nothing is registered** — obs
+  rows, ``volumes`` group members, ``n_volumes`` — until the ``with`` block ends cleanly; then each
+  collection is registered with **one** group write (the reference wrote the ``volumes`` group once
+  per volume, so writing N volumes cost O(N²) group reads);
+* if the block raises, the writer **aborts**: every volume it wrote is removed (and the collection
+  or dataset, if it created it), so no orphan volume and no half-registered collection remains
+  (the reference left both behind);
+* ``RadiObjectWriter`` fills each subject's ``obs_ids`` in ``obs_meta`` from the collections
+  actually written (the reference left ``"[]"``, so its own ``validate()`` failed), and refuses an
+  ``obs_id`` already used by another collection of the dataset (:class:`AlignmentError`).
+
+Example::
+
+    with RadiObjectWriter(uri, obs_meta_schema={"age": "int64"}) as w:
+        w.write_obs_meta(pd.DataFrame({"obs_subject_id": ["s1", "s2"], "age": [40, 51]}))
+        with w.add_collection("T1w", shape=(240, 240, 155)) as t1:
+            for sid, data in scans:
+                t1.write_volume(data, obs_id=f"{sid}_T1w", obs_subject_id=sid, scanner="A")
+    radi = w.finalize()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from radiobject import _radiobject as _rb
+from radiobject._frames import (
+    INT_KINDS,
+    coerce_value,
+    frame_kinds,
+    kind_of_dtype,
+    kind_of_value,
+    pandas_to_frame,
+    py_value,
+)
+from radiobject.ctx import Context, WriteConfig, resolve_ctx
+from radiobject.exceptions import (
+    AlignmentError,
+    AlreadyExistsError,
+    DtypeError,
+    SchemaError,
+    ShapeError,
+    StorageError,
+)
+from radiobject.volume import _write_json
+
+if TYPE_CHECKING:
+    from radiobject.radi_object import RadiObject
+    from radiobject.volume_collection import VolumeCollection
+
+__all__ = ["VolumeCollectionWriter", "RadiObjectWriter"]
+
+log = logging.getLogger(__name__)
+
+_OBS_INDEX = ("obs_subject_id", "obs_id")
+
+# TODO(native: narrow obs columns): the native collection writer turns every Python int into an
+# int64 (int32 for int32 columns) and every float into a float64 cell, and then refuses them for
+# columns stored as float32, int8/int16, uint8..uint64 ("column "x" is stored as float32, got
+# float64 values"). New collections therefore widen such columns (float32 -> float64, other
+# integers -> int64); appending to an existing collection that has one fails up front with a
+# SchemaError. Remove the widening once the native writer converts cells to the stored type.
+_WRITER_KINDS = {"float32": "float64", **{k: "int64" for k in INT_KINDS if k not in ("int64", "int32")}}
+_NATIVE_OK = frozenset({"str", "bool", "int64", "int32", "float64"})
+
+
+def _refuse_existing_local_dir(uri: str) -> None:
+    """Refuses a local target that already holds files.
+
+    TODO(native: writers claim non-empty directories): NativeCollectionWriter.create and
+    NativeDatasetWriter.create accept a plain directory that already holds files and, on abort (or
+    a failed finish, or when dropped unfinished), remove the whole directory, files they did not
+    write included. Until they refuse such targets, local ones are refused here (S3 prefixes
+    cannot be listed from Python and are not checked).
+    """
+    path = uri[len("file://") :] if uri.startswith("file://") else uri
+    if "://" in path:
+        return
+    if os.path.isdir(path) and os.listdir(path):
+        raise AlreadyExistsError(f"{uri} already exists and is not empty; nothing was written")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise AlreadyExistsError(f"{uri} already exists (a file); nothing was written")
+
+
+def _writer_kind(kind: str) -> str:
+    return _WRITER_KINDS.get(kind, kind)
+
+
+class _AttrTyper:
+    """Converts obs attribute values to the stored type of their column (learning the type of new
+    columns from their first non-null value)."""
+
+    def __init__(self, kinds: Mapping[str, str], *, existing: bool):
+        self.kinds = dict(kinds)
+        self.existing = existing
+
+    def cells(self, attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if not attrs:
+            return None
+        out: dict[str, Any] = {}
+        for key, value in attrs.items():
+            name = str(key)
+            if name in _OBS_INDEX:
+                continue
+            kind = self.kinds.get(name)
+            if kind is None:
+                kind = kind_of_value(value)
+                if kind is not None:
+                    self.kinds[name] = kind
+                out[name] = py_value(value)
+                continue
+            if value is None or py_value(value) is None:
+                out[name] = None
+                continue
+            if kind not in _NATIVE_OK:
+                raise SchemaError(
+                    f"obs column {name!r} is stored as {kind}, which the native writer cannot fill yet "
+                    "(known limitation: it writes Python ints as int64 and floats as float64)"
+                )
+            out[name] = coerce_value(value, kind, name)
+        return out
+
+
+def _check_volume(data: Any, shape: tuple[int, ...] | None, obs_id: str) -> np.ndarray:
+    arr = np.asarray(data)
+    if arr.ndim not in (3, 4):
+        raise ShapeError(f"volume {obs_id!r}: volumes are 3D or 4D, got shape {arr.shape}")
+    if arr.dtype.kind not in "iuf" or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
+        raise DtypeError(f"volume {obs_id!r}: unsupported dtype {arr.dtype}")
+    if shape is not None and tuple(arr.shape[:3]) != tuple(shape):
+        raise ShapeError(f"volume {obs_id!r} has shape {arr.shape[:3]}; this collection holds {tuple(shape)}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def _schema_kinds(schema: Mapping[str, Any] | None) -> dict[str, str]:
+    out = {}
+    for name, dtype in (schema or {}).items():
+        name = str(name)
+        if name in _OBS_INDEX:
+            continue
+        out[name] = _writer_kind(kind_of_dtype(dtype, name))
+    return out
+
+
+class VolumeCollectionWriter:
+    """Writes a new collection volume by volume (a context manager).
+
+    Args:
+        uri: where to create the collection (nothing may exist there).
+        shape: ``(x, y, z)`` every volume must have (4D volumes: their first three axes); None
+            allows any shapes (``x_dim/y_dim/z_dim`` are still recorded if they all agree).
+        obs_schema: ``{column: dtype}`` created up front; other columns are added as they appear.
+        name: the collection's ``name`` metadata.
+        ctx: context to write through (default: the global one).
+        write: tiling and compression (default: the global configuration).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        shape: tuple[int, int, int] | None = None,
+        obs_schema: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        ctx: Context | None = None,
+        *,
+        write: WriteConfig | None = None,
+    ):
+        self.uri = str(uri).rstrip("/")
+        self.shape = None if shape is None else tuple(int(n) for n in shape)
+        if self.shape is not None and len(self.shape) != 3:
+            raise ShapeError(f"a collection shape is (x, y, z); got {shape}")
+        self.obs_schema = dict(obs_schema or {})
+        self.name = name
+        self._ctx = resolve_ctx(ctx)
+        self._write = write
+        self._native: Any = None
+        self._state = "new"  # new -> open -> finished | aborted
+        self._typer = _AttrTyper(_schema_kinds(self.obs_schema), existing=False)
+        self._obs_ids: list[str] = []
+        self._result: Any = None
+        self._created_here = True  # False when appending to or linking an existing collection
+
+    # -- lifecycle
+
+    def _open_native(self) -> Any:
+        return _rb.NativeCollectionWriter.create(
+            self.uri,
+            self._ctx,
+            name=self.name,
+            shape=None if self.shape is None else list(self.shape),
+            obs_schema=self._typer.kinds,
+            write_json=_write_json(self._write),
+        )
+
+    def __enter__(self) -> VolumeCollectionWriter:
+        if self._state != "new":
+            raise StorageError(f"this writer is already {self._state}; use a new one")
+        if self._created_here:
+            _refuse_existing_local_dir(self.uri)
+        self._native = self._open_native()
+        self._state = "open"
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state != "open":
+            return
+        if exc_type is None:
+            self._finish()
+        else:
+            self._abort()
+
+    def _finish(self) -> None:
+        self._result = self._native.finish()
+        self._state = "finished"
+        log.info("wrote %d volumes to %s", len(self._obs_ids), self.uri)
+
+    def _abort(self) -> None:
+        try:
+            self._native.abort()
+        finally:
+            self._state = "aborted"
+
+    # -- writing
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            if self._state == "new":
+                raise StorageError("use the writer as a context manager: `with VolumeCollectionWriter(...) as w:`")
+            raise StorageError(f"this writer is already {self._state}")
+
+    def write_volume(self, data: np.ndarray, obs_id: str, obs_subject_id: str, **attrs: Any) -> None:
+        """Writes one volume and buffers its obs row (``attrs``: extra obs columns)."""
+        self._write_one(data, obs_id, obs_subject_id, attrs, None)
+
+    def _write_one(
+        self,
+        data: Any,
+        obs_id: str,
+        obs_subject_id: str,
+        attrs: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> None:
+        self._check_open()
+        obs_id, sid = str(obs_id), str(obs_subject_id)
+        arr = _check_volume(data, self.shape, obs_id)
+        cells = self._typer.cells(attrs)
+        self._before_write(obs_id)
+        try:
+            self._native.write_volume(arr, obs_id, sid, cells, dict(metadata) if metadata else None)
+        except BaseException:
+            self._after_failed_write(obs_id)
+            raise
+        self._obs_ids.append(obs_id)
+
+    def _before_write(self, obs_id: str) -> None:
+        pass
+
+    def _after_failed_write(self, obs_id: str) -> None:
+        pass
+
+    def write_batch(self, volumes: Iterable[tuple[Any, ...]]) -> None:
+        """Writes ``(data, obs_id, obs_subject_id[, attrs])`` tuples."""
+        for item in volumes:
+            data, obs_id, sid = item[0], item[1], item[2]
+            attrs = item[3] if len(item) > 3 else None
+            self._write_one(data, obs_id, sid, attrs or None, None)
+
+    @property
+    def n_written(self) -> int:
+        """Volumes written so far."""
+        return len(self._obs_ids)
+
+    @property
+    def obs_ids(self) -> list[str]:
+        """obs_ids written so far, in write order."""
+        return list(self._obs_ids)
+
+    def finalize(self) -> VolumeCollection:
+        """Finishes (if still open) and returns the collection."""
+        from radiobject.volume_collection import VolumeCollection
+
+        if self._state == "open":
+            self._finish()
+        if self._state != "finished":
+            raise StorageError(f"this writer was {self._state}; nothing to return")
+        return VolumeCollection._from_native(self._result)
+
+    @property
+    def collection(self) -> VolumeCollection:
+        """The written collection (after a clean exit)."""
+        return self.finalize()
+
+
+class _ManagedCollectionWriter(VolumeCollectionWriter):
+    """A collection of a :class:`RadiObjectWriter`: refuses obs_ids used elsewhere in the
+    dataset, remembers its subjects, and registers itself with the dataset when its block ends
+    cleanly (or, for a writer extending a dataset, when the dataset's block does)."""
+
+    def __init__(self, parent: RadiObjectWriter, name: str, native_factory: Any, **kw: Any):
+        super().__init__(f"{parent.uri}/collections/{name}", name=name, ctx=parent._ctx, **kw)
+        self._parent = parent
+        self._factory = native_factory
+        self._subjects: set[str] = set()  # for the obs_meta coverage check
+
+    def _write_one(self, data: Any, obs_id: str, obs_subject_id: str, attrs: Any, metadata: Any) -> None:
+        super()._write_one(data, obs_id, obs_subject_id, attrs, metadata)
+        self._subjects.add(str(obs_subject_id))
+
+    def _open_native(self) -> Any:
+        return self._factory(self)
+
+    def _before_write(self, obs_id: str) -> None:
+        if obs_id in self._parent._all_obs_ids:
+            raise AlignmentError(
+                f"obs_id {obs_id!r} is already used in this RadiObject; obs_ids must be unique across collections"
+            )
+        self._parent._all_obs_ids.add(obs_id)
+
+    def _after_failed_write(self, obs_id: str) -> None:
+        self._parent._all_obs_ids.discard(obs_id)
+
+    def __enter__(self) -> _ManagedCollectionWriter:
+        super().__enter__()
+        self._parent._children.append(self)
+        return self
+
+    def _finish(self) -> None:
+        self._state = "done"
+        if self._parent._defer:
+            self._parent._pending.append(self)
+        else:
+            self._register()
+
+    def _register(self) -> None:
+        try:
+            self._result = self._parent._native.register(self._native)
+        except BaseException:
+            self._state = "aborted"
+            self._release_ids()
+            raise
+        self._state = "finished"
+        self._parent._registered(self.name or "")
+
+    def _abort(self) -> None:
+        try:
+            super()._abort()
+        finally:
+            self._release_ids()
+
+    def _release_ids(self) -> None:
+        for i in self._obs_ids:
+            self._parent._all_obs_ids.discard(i)
+
+
+class RadiObjectWriter:
+    """Writes a new RadiObject collection by collection (a context manager).
+
+    Args:
+        uri: where to create the dataset (nothing may exist there).
+        obs_meta_schema: ``{column: dtype}`` of the subject table (``obs_ids`` is managed).
+        ctx: context to write through (default: the global one).
+        write: tiling and compression for the volumes (default: the global configuration).
+
+    ``write_obs_meta(df)`` may be called before or after the collections; if it is called, every
+    subject that has volumes needs a row (else :class:`AlignmentError` at the end); without it,
+    each subject gets a bare row. Leaving the block cleanly writes ``obs_meta`` (with each
+    subject's ``obs_ids``) and the counts; an exception removes the whole dataset.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        obs_meta_schema: Mapping[str, Any] | None = None,
+        ctx: Context | None = None,
+        *,
+        write: WriteConfig | None = None,
+    ):
+        self.uri = str(uri).rstrip("/")
+        self._ctx = resolve_ctx(ctx)
+        self._write = write
+        schema = {str(k): v for k, v in (obs_meta_schema or {}).items() if str(k) not in ("obs_ids", "obs_id")}
+        self._meta_kinds = {n: kind_of_dtype(d, n) for n, d in schema.items() if n != "obs_subject_id"}
+        self.obs_meta_schema = schema
+        self._native: Any = None
+        self._state = "new"
+        self._collection_names: list[str] = []
+        self._all_obs_ids: set[str] = set()
+        self._children: list[_ManagedCollectionWriter] = []
+        self._pending: list[_ManagedCollectionWriter] = []
+        self._defer = False
+        self._meta_subjects: set[str] | None = None
+        self._existing_subjects: set[str] = set()
+        self._result: Any = None
+        self._allow_existing_dir = False  # from_collections builds around collections in place
+
+    @classmethod
+    def _extend(cls, radi: RadiObject, *, write: WriteConfig | None = None) -> RadiObjectWriter:
+        """A writer adding to an existing dataset: collections are registered only when the
+        whole block succeeded (all volumes written first)."""
+        native = radi._native
+        self = cls(native.uri, None, native.context, write=write)
+        self._native = _rb.NativeDatasetWriter.extend(native)
+        self._state = "open"
+        self._defer = True
+        self._collection_names = list(native.collection_names)
+        self._all_obs_ids = set(radi._root_all_obs_ids())
+        self._meta_kinds = {
+            n: k for n, k in frame_kinds(radi._meta_frame()).items() if n not in ("obs_subject_id", "obs_id", "obs_ids")
+        }
+        self._existing_subjects = set(native.subject_ids)
+        return self
+
+    # -- lifecycle
+
+    def __enter__(self) -> RadiObjectWriter:
+        if self._state == "open" and self._defer:
+            return self
+        if self._state != "new":
+            raise StorageError(f"this writer is already {self._state}; use a new one")
+        if not self._allow_existing_dir:
+            _refuse_existing_local_dir(self.uri)
+        self._native = _rb.NativeDatasetWriter.create(self.uri, self._ctx, obs_meta_schema=self._meta_kinds)
+        self._state = "open"
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state != "open":
+            return
+        if exc_type is None:
+            self._finish()
+        else:
+            self._abort()
+
+    def _abort(self) -> None:
+        errors = []
+        for child in self._children:
+            if child._state in ("open", "done"):
+                try:
+                    child._abort()
+                except Exception as e:  # keep cleaning up
+                    errors.append(e)
+        self._pending.clear()
+        try:
+            self._native.abort()
+        finally:
+            self._state = "aborted"
+        if errors:
+            log.warning("errors while aborting %s: %s", self.uri, errors)
+
+    def _finish(self) -> None:
+        try:
+            for child in self._children:
+                if child._state == "open":
+                    raise StorageError(f"collection {child.name!r} was never closed; end its `with` block first")
+            if self._meta_subjects is not None:
+                have = self._meta_subjects | self._existing_subjects
+                written = {s for c in self._children if c._state in ("done", "finished") for s in c._subjects}
+                missing = sorted(written - have)
+                if missing:
+                    raise AlignmentError(f"obs_meta has no row for subject(s) {missing[:5]} that have volumes")
+            for child in list(self._pending):
+                child._register()
+                self._pending.remove(child)
+            self._result = self._native.finish()
+        except BaseException:
+            self._abort()
+            raise
+        self._state = "finished"
+
+    # -- content
+
+    @property
+    def collection_names(self) -> list[str]:
+        """Collections registered so far."""
+        return list(self._collection_names)
+
+    def _registered(self, name: str) -> None:
+        if name not in self._collection_names:
+            self._collection_names.append(name)
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            if self._state == "new":
+                raise StorageError("use the writer as a context manager: `with RadiObjectWriter(...) as w:`")
+            raise StorageError(f"this writer is already {self._state}")
+
+    def write_obs_meta(self, df: pd.DataFrame) -> None:
+        """Subject rows (``obs_subject_id`` plus any columns; ``obs_ids`` is computed)."""
+        self._check_open()
+        if "obs_subject_id" not in df.columns:
+            raise SchemaError("obs_meta needs an 'obs_subject_id' column")
+        frame = pandas_to_frame(df, ["obs_subject_id"], self._meta_kinds, skip=("obs_ids", "obs_id"))
+        sids = frame["obs_subject_id"][1]
+        if len(set(sids)) != len(sids):
+            raise SchemaError("obs_meta has duplicate obs_subject_id values")
+        again = sorted(set(sids) & (self._meta_subjects or set()))
+        if again:
+            raise SchemaError(f"obs_meta rows for {again[:5]} were already written")
+        for n, (k, _, _) in frame.items():
+            if n != "obs_subject_id":
+                self._meta_kinds.setdefault(n, k)
+        self._native.write_obs_meta(frame)
+        self._meta_subjects = (self._meta_subjects or set()) | set(sids)
+
+    def add_collection(
+        self,
+        name: str,
+        shape: tuple[int, int, int] | None = None,
+        obs_schema: Mapping[str, Any] | None = None,
+    ) -> VolumeCollectionWriter:
+        """A writer for a new collection ``name`` (use it as a context manager)."""
+        self._check_open()
+        name = str(name)
+        taken = set(self._collection_names) | {c.name for c in self._children if c._state in ("open", "done")}
+        if name in taken:
+            raise SchemaError(f"collection {name!r} already exists in this RadiObject")
+
+        def factory(w: _ManagedCollectionWriter) -> Any:
+            return self._native.add_collection(
+                name,
+                shape=None if w.shape is None else list(w.shape),
+                obs_schema=w._typer.kinds,
+                write_json=_write_json(w._write),
+            )
+
+        return _ManagedCollectionWriter(self, name, factory, shape=shape, obs_schema=obs_schema, write=self._write)
+
+    def _append_to(self, vc: VolumeCollection) -> VolumeCollectionWriter:
+        """A writer appending to an existing collection of this dataset (extend mode)."""
+        native = vc._snap.native
+
+        def factory(w: _ManagedCollectionWriter) -> Any:
+            return _rb.NativeCollectionWriter.append(native, write_json=_write_json(w._write))
+
+        w = _ManagedCollectionWriter(self, native.uri.rsplit("/", 1)[-1], factory, shape=vc.shape, write=self._write)
+        w._typer = _AttrTyper(vc._snap.kinds, existing=True)
+        w._created_here = False
+        return w
+
+    def _link(self, vc: VolumeCollection, name: str) -> None:
+        """Registers a collection already stored at ``{uri}/collections/{name}``."""
+        native = vc._snap.native
+        w = _ManagedCollectionWriter(
+            self, name, lambda _w: _rb.NativeCollectionWriter.append(native, write_json=None), shape=None
+        )
+        w._created_here = False
+        with w:
+            w._subjects.update(native.subject_ids)
+
+    def finalize(self) -> RadiObject:
+        """Finishes (if still open) and returns the RadiObject."""
+        from radiobject.radi_object import RadiObject
+
+        if self._state == "open":
+            self._finish()
+        if self._state != "finished":
+            raise StorageError(f"this writer was {self._state}; nothing to return")
+        return RadiObject._from_native(self._result)
+
+
