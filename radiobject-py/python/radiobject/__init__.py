@@ -51,6 +51,12 @@ from radiobject.exceptions import (
     ViewError,
 )
 from radiobject import parallel
+from radiobject._types import AttrValue, BatchTransformFn, LabelSource, TransformFn
+from radiobject.dataframe import Dataframe
+from radiobject.indexing import Index, align
+from radiobject.query import EagerQuery
+from radiobject.radi_object import RadiObject
+from radiobject.volume_collection import VolumeCollection
 from radiobject.stats import CacheStats, S3Stats, TileDBStats
 from radiobject.utils import delete_tiledb_uri, uri_exists
 from radiobject.volume import Volume
@@ -59,7 +65,18 @@ __version__ = "0.2.0"
 
 __all__ = [
     # core classes
+    "RadiObject",
     "Volume",
+    "VolumeCollection",
+    "Dataframe",
+    "Index",
+    "align",
+    "EagerQuery",
+    # transform and label types
+    "TransformFn",
+    "BatchTransformFn",
+    "AttrValue",
+    "LabelSource",
     "Context",
     # configuration
     "configure",

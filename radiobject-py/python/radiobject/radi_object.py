@@ -1,0 +1,696 @@
+"""``RadiObject``: a dataset of subjects (``obs_meta``) and their volume collections.
+
+A RadiObject is **attached** (opened from a URI) or a **view**: a selection of subjects and/or
+collections of an attached one (``iloc``/``loc``/``sel``/``filter``/``head``/``select_collections``;
+views of views select from the same attached object). On a view, **everything is filtered**:
+``radi_view.T1w`` holds only the view's subjects' volumes, ``obs_meta`` only their rows, ``len``
+counts them, and ``write(uri)`` stores exactly that (the reference filtered only on ``write``).
+
+``filter(expr)`` is a pandas :meth:`~pandas.DataFrame.query` on ``obs_meta`` for attached objects
+and views alike. ``uri`` is None on views (as in the reference); ``copy()`` returns the object
+itself when attached and an equal view otherwise (``write(uri)`` materialises).
+
+Opening reads the root group, the collections group and obs_meta once; a collection is opened on
+first use and kept. Changes (``append``, ``add_collection``, ``rename_collection``) go through
+the native writers: volumes are written first and registered only when all succeeded, obs_meta is
+rewritten as full rows (user columns survive), each subject's ``obs_ids`` is recomputed, and the
+object reopens itself afterwards. ``rename_collection`` moves the collection's directory, so the
+renamed collection opens under its new name (in the reference it became unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radiobject import _radiobject as _rb
+from radiobject._frames import frame_kinds, frame_to_pandas, py_value
+from radiobject.ctx import Context, WriteConfig, resolve_ctx
+from radiobject.dataframe import Dataframe, query_frame
+from radiobject.exceptions import AlignmentError, InvalidArgumentError, SchemaError, ViewError
+from radiobject.indexing import Index
+from radiobject.volume import Volume
+from radiobject.volume_collection import VolumeCollection
+
+__all__ = ["RadiObject"]
+
+_META_SYSTEM = ("obs_id", "obs_ids")
+
+
+def _norm_uri(uri: str) -> str:
+    u = str(uri).rstrip("/")
+    if u.startswith("file://"):
+        u = u[len("file://") :]
+    if "://" not in u:
+        u = os.path.normpath(os.path.abspath(u))
+    return u
+
+
+def _same_uri(a: str, b: str) -> bool:
+    return _norm_uri(a) == _norm_uri(b)
+
+
+def _normalize_position(i: Any, n: int) -> int:
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"positions must be integers, got {type(i).__name__}")
+    j = int(i) + n if int(i) < 0 else int(i)
+    if not 0 <= j < n:
+        raise IndexError(f"position {int(i)} is out of range for {n} subjects")
+    return j
+
+
+def _is_array_items(items: Any) -> bool:
+    return isinstance(items, (list, tuple)) and all(
+        isinstance(it, (list, tuple)) and len(it) >= 3 and isinstance(it[0], np.ndarray) for it in items
+    )
+
+
+class _State:
+    """An opened dataset: the native handle and what was read at open."""
+
+    def __init__(self, native: Any):
+        self.native = native
+        self.subjects: tuple[str, ...] = tuple(native.subject_ids)
+        self.names: tuple[str, ...] = tuple(native.collection_names)
+        self.index = Index.build(self.subjects, "obs_subject_id")
+        self.collections: dict[str, VolumeCollection] = {}
+        self._frame: dict | None = None
+        self._df: pd.DataFrame | None = None
+
+    @property
+    def frame(self) -> dict:
+        if self._frame is None:
+            self._frame = self.native.obs_meta()
+        return self._frame
+
+    @property
+    def df(self) -> pd.DataFrame:
+        if self._df is None:
+            self._df = frame_to_pandas(self.frame)
+        return self._df
+
+    def collection(self, name: str) -> VolumeCollection:
+        vc = self.collections.get(name)
+        if vc is None:
+            vc = VolumeCollection._from_native(self.native.collection(name))
+            self.collections[name] = vc
+        return vc
+
+
+class _ILoc:
+    def __init__(self, radi: RadiObject):
+        self._r = radi
+
+    def __getitem__(self, key: Any) -> RadiObject:
+        r = self._r
+        subjects = r.obs_subject_ids
+        n = len(subjects)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            return r._with_subjects([subjects[_normalize_position(key, n)]])
+        if isinstance(key, slice):
+            return r._with_subjects(subjects[key])
+        if isinstance(key, (list, tuple, np.ndarray, pd.Series)):
+            arr = np.asarray(key)
+            if arr.dtype == bool:
+                if arr.shape != (n,):
+                    raise IndexError(f"boolean mask of length {arr.size} for {n} subjects")
+                return r._with_subjects([subjects[i] for i in np.flatnonzero(arr)])
+            if arr.size == 0:
+                return r._with_subjects([])
+            if arr.dtype.kind in "iu":
+                return r._with_subjects([subjects[_normalize_position(i, n)] for i in arr.tolist()])
+        raise TypeError(f"iloc takes an int, a slice, a list of ints or a boolean mask; got {type(key).__name__}")
+
+
+class _Loc:
+    def __init__(self, radi: RadiObject):
+        self._r = radi
+
+    def __getitem__(self, key: Any) -> RadiObject:
+        r = self._r
+        keys = [key] if isinstance(key, str) else list(key) if isinstance(key, (list, tuple, pd.Index, pd.Series, np.ndarray)) else None
+        if keys is None or not all(isinstance(k, str) for k in keys):
+            raise TypeError("loc takes an obs_subject_id or a list of them")
+        idx = r.index
+        missing = [k for k in keys if k not in idx]
+        if missing:
+            raise KeyError(f"obs_subject_id(s) not found: {missing[:5]}")
+        return r._with_subjects(keys)
+
+
+class RadiObject:
+    """Subjects and their volume collections.
+
+    Args:
+        uri: the dataset root, local or ``s3://``.
+        ctx: context to read through (default: the global one).
+    """
+
+    def __init__(self, uri: str, ctx: Context | None = None):
+        self._init_attached(_State(_rb.NativeDataset.open(str(uri), resolve_ctx(ctx))))
+
+    def _init_attached(self, state: _State) -> None:
+        self._state = state
+        self._source: RadiObject | None = None
+        self._subject_ids: tuple[str, ...] | None = None
+        self._collection_filter: tuple[str, ...] | None = None
+        self._view_cache: dict[str, VolumeCollection] = {}
+        self._index_cache: Index | None = None
+
+    @classmethod
+    def _from_native(cls, native: Any) -> RadiObject:
+        self = cls.__new__(cls)
+        self._init_attached(_State(native))
+        return self
+
+    @classmethod
+    def open(cls, uri: str, ctx: Context | None = None) -> RadiObject:
+        """Same as ``RadiObject(uri, ctx)``."""
+        return cls(uri, ctx)
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def _root(self) -> RadiObject:
+        return self if self._source is None else self._source
+
+    @property
+    def _native(self) -> Any:
+        return self._state.native
+
+    def _meta_frame(self) -> dict:
+        return self._state.frame
+
+    def _root_all_obs_ids(self) -> list[str]:
+        st = self._root._state
+        return [i for n in st.names for i in st.collection(n).obs_ids]
+
+    def _with_subjects(self, subjects: Sequence[str]) -> RadiObject:
+        return self._make_view(subjects=subjects)
+
+    def _make_view(self, subjects: Sequence[str] | None = None, collections: Sequence[str] | None = None) -> RadiObject:
+        root = self._root
+        sub = self._subject_ids
+        if subjects is not None:
+            want = set(subjects)
+            base = root._state.subjects if sub is None else sub
+            sub = tuple(s for s in base if s in want)
+        cols = self._collection_filter
+        if collections is not None:
+            want_c = set(collections)
+            base_c = root._state.names if cols is None else cols
+            cols = tuple(n for n in base_c if n in want_c)
+        out = RadiObject.__new__(RadiObject)
+        out._state = root._state
+        out._source = root
+        out._subject_ids = sub
+        out._collection_filter = cols
+        out._view_cache = {}
+        out._index_cache = None
+        return out
+
+    def _check_not_view(self, op: str) -> None:
+        if self.is_view:
+            raise ViewError(f"cannot {op} a view; write it first with .write(uri)")
+
+    def _refresh(self, native: Any | None = None) -> None:
+        n = native if native is not None else _rb.NativeDataset.open(self._state.native.uri, self._state.native.context)
+        self._init_attached(_State(n))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a recipe (URI, configuration, selection), never native handles
+        native = self._state.native
+        return {
+            "uri": native.uri,
+            "config": native.context.config_json(),
+            "subjects": self._subject_ids,
+            "collections": self._collection_filter,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from radiobject.ctx import get_tiledb_ctx
+
+        g = get_tiledb_ctx()
+        ctx = g if g.config_json() == state["config"] else Context(state["config"])
+        root = RadiObject._from_native(_rb.NativeDataset.open(state["uri"], ctx))
+        if state["subjects"] is None and state["collections"] is None:
+            self._init_attached(root._state)
+            return
+        view = root._make_view(subjects=state["subjects"], collections=state["collections"])
+        self.__dict__.update(view.__dict__)
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def uri(self) -> str | None:
+        """The dataset URI; None for a view."""
+        return None if self.is_view else self._state.native.uri
+
+    @property
+    def is_view(self) -> bool:
+        """Whether this is a selection of another RadiObject."""
+        return self._source is not None
+
+    @property
+    def index(self) -> Index:
+        """``Index('obs_subject_id')`` of the subjects (sorted order)."""
+        if self._subject_ids is None:
+            return self._state.index
+        if self._index_cache is None:
+            self._index_cache = Index.build(self._subject_ids, "obs_subject_id")
+        return self._index_cache
+
+    @property
+    def obs_subject_ids(self) -> list[str]:
+        """Subject ids in index order."""
+        return list(self._state.subjects if self._subject_ids is None else self._subject_ids)
+
+    def __len__(self) -> int:
+        """Number of subjects."""
+        return len(self.index)
+
+    @property
+    def collection_names(self) -> tuple[str, ...]:
+        """Collections (of this view)."""
+        names = self._state.names
+        return names if self._collection_filter is None else self._collection_filter
+
+    @property
+    def n_collections(self) -> int:
+        return len(self.collection_names)
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterates over collection names."""
+        return iter(self.collection_names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.collection_names
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.collection_names) or "none"
+        view = " (view)" if self.is_view else ""
+        return f"RadiObject({len(self)} subjects, {self.n_collections} collections: [{names}]){view}"
+
+    def collection(self, name: str) -> VolumeCollection:
+        """The collection ``name`` — on a view, only the volumes of the view's subjects."""
+        if name not in self.collection_names:
+            raise KeyError(f"no collection {name!r}; collections: {list(self.collection_names)}")
+        vc = self._state.collection(name)
+        if self._subject_ids is None:
+            return vc
+        hit = self._view_cache.get(name)
+        if hit is None:
+            keep = set(self._subject_ids)
+            subj = vc._snap.subject_ids
+            hit = vc._view([r for r in range(len(subj)) if subj[r] in keep])
+            self._view_cache[name] = hit
+        return hit
+
+    def __getattr__(self, name: str) -> VolumeCollection:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.collection(name)
+        except KeyError:
+            raise AttributeError(f"RadiObject has no attribute or collection {name!r}") from None
+
+    def __getitem__(self, key: str | Sequence[str]) -> RadiObject:
+        """``radi["sub-01"]`` = ``radi.loc["sub-01"]``: a view."""
+        return self.loc[key]
+
+    @property
+    def iloc(self) -> _ILoc:
+        """Subjects by position -> view."""
+        return _ILoc(self)
+
+    @property
+    def loc(self) -> _Loc:
+        """Subjects by id -> view."""
+        return _Loc(self)
+
+    def sel(self, *, subject: str | Sequence[str]) -> RadiObject:
+        """Subjects by id -> view (same as ``loc``)."""
+        return self.loc[subject]
+
+    @property
+    def obs_meta(self) -> pd.DataFrame:
+        """Subject rows (of this view), index columns first. A copy."""
+        df = self._state.df
+        if self._subject_ids is None:
+            return df.copy()
+        keep = set(self._subject_ids)
+        return df[df["obs_subject_id"].isin(keep)].reset_index(drop=True)
+
+    @property
+    def obs_meta_dataframe(self) -> Dataframe:
+        """The stored ``obs_meta`` array as a :class:`Dataframe` (attached objects only)."""
+        self._check_not_view("open the obs_meta storage of")
+        return Dataframe(f"{self._state.native.uri}/obs_meta", self._state.native.context)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Root group metadata (``subject_count``, ``n_collections``)."""
+        return self._state.native.metadata()
+
+    @property
+    def all_obs_ids(self) -> list[str]:
+        """obs_ids of every volume of every collection (of this view)."""
+        return [i for n in self.collection_names for i in self.collection(n).obs_ids]
+
+    def get_volume(self, obs_id: str) -> Volume:
+        """The volume ``obs_id``, whichever collection holds it (``KeyError`` if none)."""
+        for n in self.collection_names:
+            vc = self.collection(n)
+            if obs_id in vc:
+                return vc._volume(vc._rank_of(obs_id))
+        raise KeyError(f"obs_id {obs_id!r} is in no collection")
+
+    def get_obs_row_by_obs_subject_id(self, obs_subject_id: str) -> pd.DataFrame:
+        """The obs_meta row of a subject, as a one-row DataFrame (``KeyError`` if absent)."""
+        if obs_subject_id not in self.index:
+            raise KeyError(f"obs_subject_id {obs_subject_id!r} not found")
+        df = self._state.df
+        return df[df["obs_subject_id"] == obs_subject_id].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ selections
+
+    def filter(self, expr: str) -> RadiObject:
+        """Subjects whose obs_meta row matches a pandas query expression -> view."""
+        hit = query_frame(self.obs_meta, expr)
+        return self._with_subjects(hit["obs_subject_id"].tolist())
+
+    def head(self, n: int = 5) -> RadiObject:
+        return self._with_subjects(self.obs_subject_ids[: max(int(n), 0)])
+
+    def tail(self, n: int = 5) -> RadiObject:
+        s = self.obs_subject_ids
+        return self._with_subjects(s[max(len(s) - int(n), 0) :])
+
+    def sample(self, n: int = 5, seed: int | None = None) -> RadiObject:
+        s = self.obs_subject_ids
+        k = min(max(int(n), 0), len(s))
+        picks = np.random.default_rng(seed).choice(len(s), size=k, replace=False)
+        return self._with_subjects([s[int(i)] for i in picks])
+
+    def select_collections(self, names: Sequence[str]) -> RadiObject:
+        """A view with only the collections ``names``."""
+        names = [names] if isinstance(names, str) else list(names)
+        missing = [n for n in names if n not in self.collection_names]
+        if missing:
+            raise KeyError(f"no collection(s) {missing}; collections: {list(self.collection_names)}")
+        return self._make_view(collections=names)
+
+    def copy(self) -> RadiObject:
+        """An attached object returns itself; a view returns an equal view. Nothing is copied in
+        storage (``write(uri)`` does that)."""
+        if not self.is_view:
+            return self
+        out = self._make_view()
+        return out
+
+    # ------------------------------------------------------------------ summaries
+
+    def describe(self) -> str:
+        """A readable summary: subjects, collections with counts and shapes, and the value
+        counts of obs_meta columns with at most 10 distinct values."""
+        lines = [
+            "RadiObject Summary",
+            "==================",
+            f"URI: {self.uri or '(view)'}",
+            f"Subjects: {len(self)}",
+            f"Collections: {self.n_collections}",
+            "",
+            "Collections:",
+        ]
+        for n in self.collection_names:
+            vc = self.collection(n)
+            shape = vc.shape
+            shape_s = "x".join(map(str, shape)) if shape else "heterogeneous"
+            mixed = "" if shape else " (mixed shapes)"
+            lines.append(f"  - {n}: {len(vc)} volumes, shape={shape_s}{mixed}")
+        df = self.obs_meta
+        labels = [
+            c
+            for c in df.columns
+            if c not in ("obs_subject_id", *_META_SYSTEM) and 0 < df[c].nunique(dropna=True) <= 10
+        ]
+        if labels:
+            lines += ["", "Label Columns:"]
+            for c in labels:
+                counts = {py_value(k): int(v) for k, v in df[c].value_counts(dropna=True).items()}
+                lines.append(f"  - {c}: {counts}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self) -> None:
+        """Checks the dataset's consistency, raising :class:`AlignmentError` on the first
+        problem: root counts, every collection (``VolumeCollection.validate``), subjects with
+        volumes but no obs_meta row, obs_ids used twice across collections, and each subject's
+        ``obs_ids`` list against the collections."""
+        self._check_not_view("validate")
+        st = self._state
+        meta = st.native.metadata()
+        if int(meta.get("subject_count", -1)) != len(st.subjects):
+            raise AlignmentError(f"subject_count metadata is {meta.get('subject_count')}, obs_meta has {len(st.subjects)}")
+        if int(meta.get("n_collections", -1)) != len(st.names):
+            raise AlignmentError(f"n_collections metadata is {meta.get('n_collections')}, {len(st.names)} are registered")
+        known = set(st.subjects)
+        owner: dict[str, str] = {}
+        expected: dict[str, list[str]] = {}
+        for n in st.names:
+            vc = st.collection(n)
+            vc.validate()
+            orphans = sorted(set(vc._snap.subject_ids) - known)
+            if orphans:
+                raise AlignmentError(f"collection {n!r} has subjects without an obs_meta row: {orphans[:5]}")
+            for sid, oid in zip(vc._snap.subject_ids, vc._snap.obs_ids):
+                if oid in owner:
+                    raise AlignmentError(f"obs_id {oid!r} is in collections {owner[oid]!r} and {n!r}")
+                owner[oid] = n
+                expected.setdefault(sid, []).append(oid)
+        frame = st.frame
+        if "obs_ids" in frame:
+            sids = frame["obs_subject_id"][1]
+            kind, values, valid = frame["obs_ids"]
+            for i, sid in enumerate(sids):
+                stored = values[i] if valid is None or valid[i] else None
+                try:
+                    got = sorted(json.loads(stored)) if stored else []
+                except (TypeError, ValueError):
+                    raise AlignmentError(f"obs_ids of subject {sid!r} is not a JSON list: {stored!r}") from None
+                want = sorted(expected.get(sid, []))
+                if got != want:
+                    raise AlignmentError(f"obs_ids of subject {sid!r} is {got}, the collections hold {want}")
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, uri: str, ctx: Context | None = None, *, write: WriteConfig | None = None) -> RadiObject:
+        """Writes this object or view as a new dataset at ``uri`` (obs_ids kept, volume metadata
+        and every obs/obs_meta column copied; collections without volumes in a view are left
+        out)."""
+        from radiobject.writers import RadiObjectWriter
+
+        c = resolve_ctx(ctx) if ctx is not None else self._state.native.context
+        meta = self.obs_meta.drop(columns=[m for m in _META_SYSTEM if m in self.obs_meta.columns])
+        kinds = {n: k for n, k in frame_kinds(self._state.frame).items() if n not in ("obs_subject_id", *_META_SYSTEM)}
+        w = RadiObjectWriter(uri, obs_meta_schema=kinds, ctx=c, write=write)
+        with w:
+            for n in self.collection_names:
+                vc = self.collection(n)
+                if len(vc) == 0:
+                    continue
+                with w.add_collection(n, shape=vc.shape if not vc.is_view else None, obs_schema=vc._snap.kinds) as cw:
+                    vc._copy_into(cw)
+            if len(meta):
+                w.write_obs_meta(meta)
+        return w.finalize()
+
+    def append(
+        self,
+        images: Mapping[str, Any],
+        obs_meta: pd.DataFrame | None = None,
+        reorient: bool | None = None,
+        format_hint: Mapping[str, str] | None = None,
+        progress: bool = False,
+        *,
+        write: WriteConfig | None = None,
+    ) -> None:
+        """Adds volumes of new or existing subjects to existing or new collections, all or
+        nothing.
+
+        ``images`` maps a collection name to a list of ``(array, obs_id, obs_subject_id[, attrs[,
+        volume_metadata]])``. New subjects need a row in ``obs_meta`` (rows of subjects already
+        present are ignored, as in the reference); every obs_id must be new to the whole dataset.
+        Volumes are all written before anything is registered; on any error they are removed.
+        Image files (paths, globs, ``(path, subject)`` lists) are handed to
+        ``radiobject.ingest.append_images``.
+        """
+        self._check_not_view("append to")
+        if not images:
+            raise InvalidArgumentError("append() needs at least one collection of images")
+        if not all(_is_array_items(v) for v in images.values()):
+            from radiobject.ingest import append_images  # type: ignore[attr-defined]
+
+            append_images(self, images, obs_meta=obs_meta, reorient=reorient, format_hint=format_hint, progress=progress)
+            return
+        self._append_arrays(images, obs_meta, write=write)
+
+    def _append_arrays(
+        self,
+        images: Mapping[str, Sequence[tuple[Any, ...]]],
+        obs_meta: pd.DataFrame | None,
+        *,
+        write: WriteConfig | None = None,
+    ) -> None:
+        """``append`` for in-memory volumes (what the ingest layer calls after reading files)."""
+        from radiobject.writers import RadiObjectWriter
+
+        self._check_not_view("append to")
+        ids = [str(it[1]) for items in images.values() for it in items]
+        repeated = sorted(i for i, k in Counter(ids).items() if k > 1)
+        if repeated:
+            raise AlignmentError(f"obs_id(s) given more than once: {repeated[:5]}")
+        clash = sorted(set(ids) & set(self._root_all_obs_ids()))
+        if clash:
+            raise AlignmentError(f"obs_id(s) already in this RadiObject: {clash[:5]}")
+        sids = {str(it[2]) for items in images.values() for it in items}
+        new_subjects = sids - set(self._state.subjects)
+        rows = None
+        if new_subjects:
+            if obs_meta is None or "obs_subject_id" not in obs_meta.columns:
+                raise AlignmentError(f"obs_meta rows are needed for the new subject(s) {sorted(new_subjects)[:5]}")
+            given = set(obs_meta["obs_subject_id"].astype(str))
+            missing = sorted(new_subjects - given)
+            if missing:
+                raise AlignmentError(f"obs_meta has no row for the new subject(s) {missing[:5]}")
+            rows = obs_meta[obs_meta["obs_subject_id"].astype(str).isin(new_subjects)]
+        w = RadiObjectWriter._extend(self, write=write)
+        with w:
+            for name, items in images.items():
+                cw = w._append_to(self._state.collection(name)) if name in self._state.names else w.add_collection(name)
+                with cw:
+                    for it in items:
+                        attrs = it[3] if len(it) > 3 else None
+                        meta = it[4] if len(it) > 4 else None
+                        cw._write_one(it[0], it[1], it[2], attrs, meta)
+            if rows is not None and len(rows):
+                w.write_obs_meta(rows)
+        self._refresh(w._result)
+
+    def add_collection(self, name: str, vc: VolumeCollection | str) -> None:
+        """Adds a collection: linked if it already sits at ``{uri}/collections/{name}``, copied
+        otherwise (a view copies its volumes only). Subjects new to the dataset get an obs_meta
+        row; obs_ids must not clash with the other collections (:class:`AlignmentError`)."""
+        from radiobject.writers import RadiObjectWriter
+
+        self._check_not_view("add a collection to")
+        name = str(name)
+        if name in self._state.names:
+            raise SchemaError(f"collection {name!r} already exists")
+        src = VolumeCollection(vc, self._state.native.context) if isinstance(vc, str) else vc
+        clash = sorted(set(src.obs_ids) & set(self._root_all_obs_ids()))
+        if clash:
+            raise AlignmentError(f"obs_id(s) already in this RadiObject: {clash[:5]}")
+        target = f"{self._state.native.uri}/collections/{name}"
+        w = RadiObjectWriter._extend(self)
+        with w:
+            if not src.is_view and _same_uri(src.uri, target):
+                w._link(src, name)
+            else:
+                with w.add_collection(name, shape=None if src.is_view else src.shape, obs_schema=src._snap.kinds) as cw:
+                    src._copy_into(cw)
+        self._refresh(w._result)
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Renames a collection (its directory, member and name); it opens as ``radi.<new>``."""
+        self._check_not_view("rename a collection of")
+        if old not in self._state.names:
+            raise KeyError(f"no collection {old!r}")
+        if new in self._state.names:
+            raise SchemaError(f"collection {new!r} already exists")
+        self._refresh(self._state.native.rename_collection(old, str(new)))
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def from_collections(
+        cls,
+        uri: str,
+        collections: Mapping[str, VolumeCollection | str],
+        obs_meta: pd.DataFrame | None = None,
+        ctx: Context | None = None,
+    ) -> RadiObject:
+        """A new dataset at ``uri`` from collections: each is linked if already at
+        ``{uri}/collections/{name}``, else copied (obs_ids kept). ``obs_meta`` (one row per
+        subject) must cover every subject with volumes; without it, bare rows are made.
+        Everything is checked before anything is written."""
+        from radiobject.writers import RadiObjectWriter, VolumeCollectionWriter
+
+        if not collections:
+            raise InvalidArgumentError("at least one collection is required")
+        c = resolve_ctx(ctx)
+        uri = str(uri).rstrip("/")
+        resolved = {str(n): (VolumeCollection(v, c) if isinstance(v, str) else v) for n, v in collections.items()}
+        owner: dict[str, str] = {}
+        for n, vc in resolved.items():
+            for oid in vc.obs_ids:
+                if oid in owner:
+                    raise AlignmentError(f"obs_id {oid!r} is in collections {owner[oid]!r} and {n!r}")
+                owner[oid] = n
+        subjects = {s for vc in resolved.values() for s in vc.obs_subject_ids}
+        if obs_meta is not None:
+            if "obs_subject_id" not in obs_meta.columns:
+                raise SchemaError("obs_meta needs an 'obs_subject_id' column")
+            missing = sorted(subjects - set(obs_meta["obs_subject_id"].astype(str)))
+            if missing:
+                raise AlignmentError(f"obs_meta has no row for subject(s) {missing[:5]}")
+        base = f"{uri}/collections"
+        in_place = {n for n, vc in resolved.items() if not vc.is_view and _same_uri(vc.uri, f"{base}/{n}")}
+        kind = c.object_type(uri)
+        if kind is not None:
+            raise InvalidArgumentError(f"{uri} already holds a TileDB {kind}")
+        for n in resolved:
+            if n not in in_place and c.object_type(f"{base}/{n}") is not None:
+                raise InvalidArgumentError(f"{base}/{n} already exists and is not the collection given for {n!r}")
+        # 1. copy collections into place (each writer cleans up after itself; earlier copies are
+        #    removed if a later one fails), so the dataset writer below only links.
+        copied: list[str] = []
+        try:
+            for n, vc in resolved.items():
+                if n in in_place:
+                    continue
+                w = VolumeCollectionWriter(
+                    f"{base}/{n}", shape=None if vc.is_view else vc.shape, obs_schema=vc._snap.kinds, name=n, ctx=c
+                )
+                with w:
+                    vc._copy_into(w)
+                copied.append(n)
+            linked = {n: VolumeCollection(f"{base}/{n}", c) for n in resolved}
+        except BaseException:
+            for n in copied:
+                c.remove(f"{base}/{n}")
+            raise
+        # 2. the dataset around them
+        meta_kinds: dict[str, Any] = {}
+        rw = RadiObjectWriter(uri, obs_meta_schema=meta_kinds, ctx=c)
+        rw._allow_existing_dir = True  # the collections are already in place below it
+        with rw:
+            for n, vc in linked.items():
+                rw._link(vc, n)
+            if obs_meta is not None and len(obs_meta):
+                rw.write_obs_meta(obs_meta)
+        return rw.finalize()
+
+    @classmethod
+    def from_images(cls, uri: str, images: Mapping[str, Any], **kwargs: Any) -> RadiObject:
+        """Builds a dataset from NIfTI/DICOM images (see :func:`radiobject.ingest.from_images`)."""
+        from radiobject.ingest import from_images  # type: ignore[attr-defined]
+
+        return from_images(uri, images, **kwargs)  # type: ignore[no-any-return]
