@@ -528,7 +528,7 @@ fn large_gzipped_nifti_reads_fast() {
         }
         // Debug builds are ~10x slower; CI runs the tests in release.
         if !cfg!(debug_assertions) {
-            assert!(elapsed.as_secs_f64() < 0.5, "{name}: {elapsed:?}");
+            assert!(elapsed.as_secs_f64() < 1.0, "{name}: {elapsed:?}");
         }
     }
 }
