@@ -25,6 +25,8 @@ const DICOMDIR_SOP_CLASS: &str = "1.2.840.10008.1.3.10";
 const IOP_TOLERANCE: f64 = 1e-4;
 /// Slices closer than this (mm) along the normal are duplicates.
 const DUPLICATE_TOLERANCE: f64 = 1e-4;
+/// More frames than this in one file is taken as a corrupt header.
+const MAX_FRAMES: i64 = 100_000;
 /// DICOM patient coordinates (LPS) to RAS.
 const LPS_TO_RAS: Affine = [[-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
 
@@ -191,7 +193,10 @@ fn read_info(path: &Path, index: usize) -> Result<Option<FileInfo>> {
     let bits_stored = elem_int(&obj, tags::BITS_STORED).unwrap_or(bits_allocated).clamp(1, bits_allocated);
     let signed = elem_int(&obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
     let frames = elem_int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
-    let frames = u32::try_from(frames).map_err(|_| invalid(path, format!("NumberOfFrames {frames} is too large")))?;
+    if frames > MAX_FRAMES {
+        return Err(invalid(path, format!("NumberOfFrames {frames} is implausible (more than {MAX_FRAMES})")));
+    }
+    let frames = frames as u32;
 
     let meta = SeriesMeta {
         modality: elem_str(&obj, tags::MODALITY).unwrap_or_else(|| "unknown".to_owned()),
@@ -491,8 +496,12 @@ fn decode_into<T: Sample + Unused>(
     bits_stored: u16,
     one_bit: bool,
 ) -> Result<Vec<T>> {
-    let total = frame_len.checked_mul(order.len()).ok_or_else(|| Error::shape("DICOM series is too large"))?;
-    let mut out: Vec<T> = vec![T::default(); total];
+    let too_large =
+        || Error::shape(format!("a DICOM series of {} frames of {frame_len} pixels is too large", order.len()));
+    let total = frame_len.checked_mul(order.len()).ok_or_else(too_large)?;
+    let mut out: Vec<T> = Vec::new();
+    out.try_reserve_exact(total).map_err(|_| too_large())?;
+    out.resize(total, T::default());
     let bytes_per = std::mem::size_of::<T>();
     // Group slices by file so each file is opened and decoded once.
     let mut by_file: Vec<Vec<(usize, u32)>> = vec![Vec::new(); files.len()];

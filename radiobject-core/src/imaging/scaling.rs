@@ -156,7 +156,8 @@ fn integer_range<T: Sample>(raw: &[T], seg_len: usize, seg_of: &dyn Fn(usize) ->
     let mut lo = i128::MAX;
     let mut hi = i128::MIN;
     for (i, chunk) in raw.chunks(seg_len).enumerate() {
-        let (Some(first), Some(s)) = (chunk.first(), Some(seg_of(i))) else { continue };
+        let Some(first) = chunk.first() else { continue };
+        let s = seg_of(i);
         let (cmin, cmax) =
             chunk.iter().fold((*first, *first), |(a, b), v| (if *v < a { *v } else { a }, if *v > b { *v } else { b }));
         let (cmin, cmax) = (cmin.to_i128()?, cmax.to_i128()?);
