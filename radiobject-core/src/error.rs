@@ -11,7 +11,7 @@ pub use crate::ffi::TdbError;
 #[non_exhaustive]
 pub enum Error {
     /// Nothing exists at the URI.
-    #[error("no TileDB {expected} at {uri}")]
+    #[error("no {expected} at {uri}")]
     NotFound {
         /// The URI that was looked up.
         uri: String,

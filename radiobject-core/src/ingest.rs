@@ -37,12 +37,7 @@ pub const MANIFEST: &str = "manifest";
 
 /// `"RAS"`, `"LAS"` or `"LPS"` (case-insensitive) as a reorientation target.
 pub fn parse_target(s: &str) -> Option<Target> {
-    match s.to_ascii_uppercase().as_str() {
-        "RAS" => Some(Target::Ras),
-        "LAS" => Some(Target::Las),
-        "LPS" => Some(Target::Lps),
-        _ => None,
-    }
+    s.parse().ok()
 }
 
 /// Image file formats ingest reads.
