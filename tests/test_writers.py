@@ -222,25 +222,35 @@ def test_the_reference_reads_what_the_writers_write(tmp_uri, peer):
 
 
 # ---------------------------------------------------------------------------------------------
-# Native-layer defects (reported; these flip to XPASS -> failure once fixed)
+# Native writer edge cases
 
 
-@pytest.mark.xfail(strict=True, raises=ro.InvalidArgumentError, reason="native writer cannot fill float32 obs columns")
 def test_native_writer_fills_narrow_obs_columns(tmp_uri):
     ctx = ro.get_tiledb_ctx()
-    w = _rb.NativeCollectionWriter.create(tmp_uri("c"), ctx, obs_schema={"x": "float32"})
-    w.write_volume(_vol(0), "a", "a", {"x": 1.5}, None)
-    assert w.finish().obs()["x"][1].tolist() == [1.5]
+    schema = {"x": "float32", "n": "int8", "u": "uint16", "b": "bool"}
+    w = _rb.NativeCollectionWriter.create(tmp_uri("c"), ctx, obs_schema=schema)
+    w.write_volume(_vol(0), "a", "a", {"x": 1.5, "n": -3, "u": 3.0, "b": True}, None)
+    with pytest.raises(ro.InvalidArgumentError, match="does not fit int8"):
+        w.write_volume(_vol(1), "b", "b", {"n": 300}, None)
+    with pytest.raises(ro.InvalidArgumentError, match="not an integer"):
+        w.write_volume(_vol(1), "b", "b", {"u": 2.5}, None)
+    obs = w.finish().obs()
+    assert obs["x"][0] == "float32" and obs["x"][1].tolist() == [1.5]
+    assert obs["n"][1].tolist() == [-3] and obs["u"][1].tolist() == [3] and obs["b"][1].tolist() == [True]
 
 
-@pytest.mark.xfail(strict=True, reason="native dataset writer removes files it did not write on abort")
-def test_native_dataset_writer_abort_keeps_foreign_files(tmp_uri):
-    uri = tmp_uri("ds")
+@pytest.mark.parametrize("which", ["dataset", "collection"])
+def test_native_writers_refuse_foreign_directories_and_keep_them(tmp_uri, which):
+    uri = tmp_uri(which)
     os.makedirs(uri)
     Path(uri, "keep.txt").write_text("mine")
-    try:
-        w = _rb.NativeDatasetWriter.create(uri, ro.get_tiledb_ctx())
-    except ro.AlreadyExistsError:
-        return  # refusing the directory is a fix too
+    with pytest.raises(ro.AlreadyExistsError):
+        if which == "dataset":
+            _rb.NativeDatasetWriter.create(uri, ro.get_tiledb_ctx())
+        else:
+            _rb.NativeCollectionWriter.create(uri, ro.get_tiledb_ctx())
+    assert Path(uri, "keep.txt").read_text() == "mine"
+    empty = tmp_uri(which + "-empty")
+    os.makedirs(empty)  # an empty directory is fine to build in
+    w = _rb.NativeDatasetWriter.create(empty, ro.get_tiledb_ctx()) if which == "dataset" else _rb.NativeCollectionWriter.create(empty, ro.get_tiledb_ctx())
     w.abort()
-    assert Path(uri, "keep.txt").exists()

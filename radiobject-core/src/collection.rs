@@ -309,21 +309,76 @@ pub enum Cell {
     Bool(bool),
 }
 
+/// One cell as a one-row column of the column's stored type (`existing`), or of the type the
+/// value implies for a new column (text, INT64, FLOAT64, BOOL). Values are converted to the stored
+/// type when that is exact (an int into a float32 column, 3.0 into an int16 column, True into a
+/// uint8 column) and refused otherwise.
 fn cell_column(name: &str, cell: &Cell, existing: Option<ColumnType>) -> Result<Column> {
-    let values = match (cell, existing.map(|t| (t.datatype, t.var))) {
-        (Cell::Null, Some((_, true))) | (Cell::Null, None) => Values::Str(vec![String::new()]),
-        (Cell::Null, Some((dt, false))) => Values::Fixed { datatype: dt, bytes: vec![0; dt.size()] },
-        (Cell::Str(s), _) => Values::Str(vec![s.clone()]),
-        (Cell::Int(v), Some((Datatype::Int32, false))) => {
-            Values::int32(vec![i32::try_from(*v).map_err(|_| Error::Invalid(format!("{name}: {v} overflows int32")))?])
+    let bad = |what: String| Error::Invalid(format!("obs column {name:?}: {what}"));
+    let target = match existing {
+        Some(t) => t,
+        None => match cell {
+            Cell::Null | Cell::Str(_) => ColumnType::STR,
+            Cell::Int(_) => ColumnType { datatype: Datatype::Int64, var: false },
+            Cell::Float(_) => ColumnType { datatype: Datatype::Float64, var: false },
+            Cell::Bool(_) => ColumnType { datatype: Datatype::Bool, var: false },
+        },
+    };
+    let values = if target.var {
+        match cell {
+            Cell::Null => Values::Str(vec![String::new()]),
+            Cell::Str(s) => Values::Str(vec![s.clone()]),
+            other => return Err(bad(format!("holds text; got {other:?}"))),
         }
-        (Cell::Int(v), Some((Datatype::Float64, false))) => Values::float64(vec![*v as f64]),
-        (Cell::Int(v), _) => Values::int64(vec![*v]),
-        (Cell::Float(v), _) => Values::float64(vec![*v]),
-        (Cell::Bool(b), Some((Datatype::UInt8, false))) => {
-            Values::Fixed { datatype: Datatype::UInt8, bytes: vec![u8::from(*b)] }
+    } else {
+        let dt = target.datatype;
+        let as_int = |c: &Cell| -> Result<Option<i128>> {
+            Ok(match c {
+                Cell::Null => None,
+                Cell::Int(v) => Some(i128::from(*v)),
+                Cell::Bool(b) => Some(i128::from(*b)),
+                Cell::Float(x) if x.fract() == 0.0 && x.abs() < 1e18 => Some(*x as i128),
+                Cell::Float(x) => return Err(bad(format!("holds {dt} integers; {x} is not an integer"))),
+                Cell::Str(s) => return Err(bad(format!("holds {dt} values; got text {s:?}"))),
+            })
+        };
+        macro_rules! int_cell {
+            ($t:ty) => {{
+                let v: $t = match as_int(cell)? {
+                    None => 0,
+                    Some(i) => <$t>::try_from(i).map_err(|_| bad(format!("{i} does not fit {dt}")))?,
+                };
+                bytemuck::bytes_of(&v).to_vec()
+            }};
         }
-        (Cell::Bool(b), _) => Values::bool(vec![*b]),
+        let bytes = match dt {
+            Datatype::Int8 => int_cell!(i8),
+            Datatype::UInt8 => int_cell!(u8),
+            Datatype::Int16 => int_cell!(i16),
+            Datatype::UInt16 => int_cell!(u16),
+            Datatype::Int32 => int_cell!(i32),
+            Datatype::UInt32 => int_cell!(u32),
+            Datatype::Int64 => int_cell!(i64),
+            Datatype::UInt64 => int_cell!(u64),
+            Datatype::Bool => match cell {
+                Cell::Null => vec![0],
+                Cell::Bool(b) => vec![u8::from(*b)],
+                Cell::Int(v @ (0 | 1)) => vec![*v as u8],
+                other => return Err(bad(format!("holds booleans; got {other:?}"))),
+            },
+            Datatype::Float32 | Datatype::Float64 => {
+                let x = match cell {
+                    Cell::Null => 0.0,
+                    Cell::Float(x) => *x,
+                    Cell::Int(v) => *v as f64,
+                    Cell::Bool(b) => f64::from(u8::from(*b)),
+                    Cell::Str(s) => return Err(bad(format!("holds {dt} values; got text {s:?}"))),
+                };
+                if dt == Datatype::Float32 { (x as f32).to_ne_bytes().to_vec() } else { x.to_ne_bytes().to_vec() }
+            }
+            other => return Err(bad(format!("cannot write into a column stored as {other}"))),
+        };
+        Values::Fixed { datatype: dt, bytes }
     };
     Ok(Column { name: name.to_owned(), values, valid: Some(vec![!matches!(cell, Cell::Null)]) })
 }

@@ -245,6 +245,8 @@ pub struct DatasetWriter {
     ctx: Context,
     uri: String,
     created: bool,
+    /// Collections that were in place before this writer (never removed on rollback).
+    kept: Vec<String>,
     obs_meta: Option<Frame>,
     names: Vec<String>,
     done: bool,
@@ -284,7 +286,110 @@ impl DatasetWriter {
             let _ = ctx.remove_uri(&uri);
             return Err(e);
         }
-        Ok(DatasetWriter { ctx, uri, created: true, obs_meta: None, names: Vec::new(), done: false })
+        Ok(DatasetWriter { ctx, uri, created: true, kept: Vec::new(), obs_meta: None, names: Vec::new(), done: false })
+    }
+
+    /// Creates a dataset around collections already sitting at `<uri>/collections/<name>` for each
+    /// name in `keep` (written there beforehand); register them with [`Self::link`]. `uri` may hold
+    /// nothing else. A rollback removes only what this writer created, never those collections.
+    pub fn create_around(
+        ctx: &Context,
+        uri: &str,
+        obs_meta_schema: &[(String, ColumnType)],
+        keep: &[String],
+    ) -> Result<DatasetWriter> {
+        let ctx = ctx.for_current_process()?;
+        let uri = uri.trim_end_matches('/').to_owned();
+        let base = join(&uri, COLLECTIONS);
+        let vfs = ctx.vfs()?;
+        let refuse = |why: String| Err(Error::AlreadyExists { uri: format!("{uri} ({why})") });
+        if ctx.object_kind(&uri)?.is_some() {
+            return refuse("already a TileDB object".into());
+        }
+        let leaf = |p: &str| p.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+        for entry in vfs.ls(&uri).at("list", &uri)? {
+            if leaf(&entry) != COLLECTIONS {
+                return refuse(format!("holds {entry}"));
+            }
+        }
+        for entry in vfs.ls(&base).unwrap_or_default() {
+            let name = leaf(&entry);
+            if !keep.contains(&name) || ctx.object_kind(&entry)? != Some(crate::context::ObjectKind::Group) {
+                return refuse(format!("holds {entry}, which is not one of the collections to keep"));
+            }
+        }
+        let mut w = DatasetWriter {
+            ctx: ctx.clone(),
+            uri: uri.clone(),
+            created: true,
+            kept: keep.to_vec(),
+            obs_meta: None,
+            names: Vec::new(),
+            done: false,
+        };
+        let setup = (|| -> Result<()> {
+            for g in [&uri, &base] {
+                crate::ffi::Group::create(ctx.tdb(), g).at("create group", g)?;
+            }
+            let mut schema = vec![("obs_ids".to_owned(), ColumnType::STR)];
+            schema.extend(obs_meta_schema.iter().filter(|(n, _)| n != "obs_ids").cloned());
+            Dataframe::create(&ctx, &join(&uri, OBS_META), &["obs_subject_id", "obs_id"], &schema)?;
+            update_group(
+                &ctx,
+                &uri,
+                &GroupUpdate {
+                    add: vec![(OBS_META.into(), OBS_META.into()), (COLLECTIONS.into(), COLLECTIONS.into())],
+                    put: vec![
+                        ("subject_count".into(), MetaValue::from(0i64)),
+                        ("n_collections".into(), MetaValue::from(0i64)),
+                    ],
+                    ..Default::default()
+                },
+            )
+        })();
+        if let Err(e) = setup {
+            let _ = w.rollback();
+            w.done = true;
+            return Err(e);
+        }
+        Ok(w)
+    }
+
+    /// Registers a collection already at `<uri>/collections/<name>` (one group write).
+    pub fn link(&mut self, name: &str) -> Result<VolumeCollection> {
+        let coll = VolumeCollection::open(&join(&join(&self.uri, COLLECTIONS), name), &self.ctx)?;
+        if !self.names.iter().any(|n| n == name) {
+            update_group(
+                &self.ctx,
+                &join(&self.uri, COLLECTIONS),
+                &GroupUpdate { add: vec![(name.to_owned(), name.to_owned())], ..Default::default() },
+            )?;
+            self.names.push(name.to_owned());
+        }
+        Ok(coll)
+    }
+
+    /// Removes what this writer created, sparing collections it was told to keep.
+    fn rollback(&self) -> Result<()> {
+        if !self.created {
+            return Ok(());
+        }
+        if self.kept.is_empty() {
+            return self.ctx.remove_uri(&self.uri);
+        }
+        let base = join(&self.uri, COLLECTIONS);
+        for dir in [&self.uri, &base] {
+            for marker in ["__group", "__meta", "__tiledb_group.tdb"] {
+                self.ctx.remove_uri(&join(dir, marker))?;
+            }
+        }
+        self.ctx.remove_uri(&join(&self.uri, OBS_META))?;
+        for name in &self.names {
+            if !self.kept.contains(name) {
+                self.ctx.remove_uri(&join(&base, name))?;
+            }
+        }
+        Ok(())
     }
 
     /// Continues an existing dataset (append subjects, add collections).
@@ -293,6 +398,7 @@ impl DatasetWriter {
             ctx: dataset.context().clone(),
             uri: dataset.uri().to_owned(),
             created: false,
+            kept: Vec::new(),
             obs_meta: None,
             names: dataset.collection_names().to_vec(),
             done: false,
@@ -463,17 +569,18 @@ impl DatasetWriter {
         self.done = true;
     }
 
-    /// Removes the dataset if this writer created it.
+    /// Removes what this writer created (the whole dataset, unless it was built around kept
+    /// collections, which stay).
     pub fn abort(mut self) -> Result<()> {
         self.done = true;
-        if self.created { self.ctx.remove_uri(&self.uri) } else { Ok(()) }
+        self.rollback()
     }
 }
 
 impl Drop for DatasetWriter {
     fn drop(&mut self) {
-        if !self.done && self.created && self.ctx.in_current_process() {
-            let _ = self.ctx.remove_uri(&self.uri);
+        if !self.done && self.ctx.in_current_process() {
+            let _ = self.rollback();
         }
     }
 }

@@ -82,12 +82,26 @@ pub fn read_group(ctx: &Context, uri: &str, what: &'static str) -> Result<GroupI
     Ok(GroupInfo { members, metadata })
 }
 
-/// Creates an empty group; refuses if anything TileDB knows exists at `uri`.
+/// Creates an empty group; refuses if anything exists at `uri` (a TileDB object, a file, or a
+/// non-empty directory or S3 prefix), so that rolling back a failed write can never remove data
+/// this library did not write.
 pub fn create_group(ctx: &Context, uri: &str) -> Result<()> {
-    match ctx.tdb().object_type(uri).at("create group", uri)? {
-        ObjectType::Invalid => ffi::Group::create(ctx.tdb(), uri).at("create group", uri),
-        _ => Err(Error::AlreadyExists { uri: uri.to_owned() }),
+    ensure_vacant(ctx, uri)?;
+    ffi::Group::create(ctx.tdb(), uri).at("create group", uri)
+}
+
+/// Fails with [`Error::AlreadyExists`] unless nothing (or an empty directory) is at `uri`.
+pub fn ensure_vacant(ctx: &Context, uri: &str) -> Result<()> {
+    if ctx.tdb().object_type(uri).at("create", uri)? != ObjectType::Invalid {
+        return Err(Error::AlreadyExists { uri: uri.to_owned() });
     }
+    let vfs = ctx.vfs()?;
+    let occupied = vfs.is_file(uri).unwrap_or(false)
+        || (vfs.is_dir(uri).unwrap_or(false) && !vfs.ls(uri).unwrap_or_default().is_empty());
+    if occupied {
+        return Err(Error::AlreadyExists { uri: uri.to_owned() });
+    }
+    Ok(())
 }
 
 /// Changes to apply to a group in one write session.

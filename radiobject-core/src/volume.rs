@@ -765,11 +765,7 @@ pub(crate) fn write_new_volume(
         }
     }
     let ctx = ctx.for_current_process()?;
-    match ctx.tdb().object_type(uri) {
-        Ok(ObjectType::Invalid) => {}
-        Ok(_) => return Err(Error::AlreadyExists { uri: uri.to_owned() }),
-        Err(e) => return Err(Error::storage("create", uri, e)),
-    }
+    crate::group::ensure_vacant(&ctx, uri)?;
     let spec = volume_schema(shape, dtype, write);
     ctx.tdb().create_array(uri, &spec).at("create", uri)?;
     let written = (|| -> Result<()> {

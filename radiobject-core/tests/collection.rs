@@ -7,7 +7,7 @@ use common::{TempUri, ctx_with};
 use ndarray::{ArrayD, IxDyn};
 use radiobject_core::collection::{Cell, CollectionWriter, VolumeCollection};
 use radiobject_core::dataframe::{Column, Frame, Values};
-use radiobject_core::dataset::{Dataset, DatasetWriter};
+use radiobject_core::dataset::DatasetWriter;
 use radiobject_core::{Context, MetaValue, WriteConfig};
 
 /// A volume whose every voxel equals `v` (so a wrong mapping is visible).

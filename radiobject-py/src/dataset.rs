@@ -534,6 +534,28 @@ impl PyDatasetWriter {
         Ok(PyDatasetWriter { inner: Some(py.detach(|| DatasetWriter::create(&c, uri, &schema)).py(py)?) })
     }
 
+    /// Creates a dataset around collections already at ``<uri>/collections/<name>`` (``keep``);
+    /// a rollback never removes them. Register them with ``link``.
+    #[staticmethod]
+    #[pyo3(signature = (uri, ctx, keep, obs_meta_schema=None))]
+    fn create_around(
+        py: Python<'_>,
+        uri: &str,
+        ctx: PyRef<'_, PyContext>,
+        keep: Vec<String>,
+        obs_meta_schema: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyDatasetWriter> {
+        let c = ctx.inner.clone();
+        let schema = schema_from_py(obs_meta_schema)?;
+        Ok(PyDatasetWriter { inner: Some(py.detach(|| DatasetWriter::create_around(&c, uri, &schema, &keep)).py(py)?) })
+    }
+
+    /// Registers a collection already at ``<uri>/collections/<name>``.
+    fn link(&mut self, py: Python<'_>, name: &str) -> PyResult<PyCollection> {
+        let w = self.writer(py)?;
+        Ok(PyCollection { inner: py.detach(|| w.link(name)).py(py)? })
+    }
+
     /// Continues an existing dataset.
     #[staticmethod]
     fn extend(py: Python<'_>, dataset: PyRef<'_, PyDataset>) -> PyResult<PyDatasetWriter> {

@@ -391,6 +391,14 @@ class NativeDatasetWriter:
     def extend(dataset: NativeDataset) -> NativeDatasetWriter:
         """Continues an existing dataset."""
 
+    @staticmethod
+    def create_around(
+        uri: str, ctx: Context, keep: Sequence[str], obs_meta_schema: _Schema | None = None
+    ) -> NativeDatasetWriter:
+        """Creates a dataset around collections already at ``<uri>/collections/<name>``; a
+        rollback never removes them."""
+    def link(self, name: str) -> NativeCollection:
+        """Registers a collection already at ``<uri>/collections/<name>``."""
     def write_obs_meta(self, frame: _Frame) -> None:
         """Buffers obs_meta rows (a frame dict with ``obs_subject_id``)."""
 

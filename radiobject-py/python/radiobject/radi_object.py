@@ -680,7 +680,7 @@ class RadiObject:
         # 2. the dataset around them
         meta_kinds: dict[str, Any] = {}
         rw = RadiObjectWriter(uri, obs_meta_schema=meta_kinds, ctx=c)
-        rw._allow_existing_dir = True  # the collections are already in place below it
+        rw._keep = list(linked)  # the collections are already in place below it; never removed
         with rw:
             for n, vc in linked.items():
                 rw._link(vc, n)

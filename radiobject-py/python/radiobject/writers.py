@@ -64,38 +64,6 @@ log = logging.getLogger(__name__)
 
 _OBS_INDEX = ("obs_subject_id", "obs_id")
 
-# TODO(native: narrow obs columns): the native collection writer turns every Python int into an
-# int64 (int32 for int32 columns) and every float into a float64 cell, and then refuses them for
-# columns stored as float32, int8/int16, uint8..uint64 ("column "x" is stored as float32, got
-# float64 values"). New collections therefore widen such columns (float32 -> float64, other
-# integers -> int64); appending to an existing collection that has one fails up front with a
-# SchemaError. Remove the widening once the native writer converts cells to the stored type.
-_WRITER_KINDS = {"float32": "float64", **{k: "int64" for k in INT_KINDS if k not in ("int64", "int32")}}
-_NATIVE_OK = frozenset({"str", "bool", "int64", "int32", "float64"})
-
-
-def _refuse_existing_local_dir(uri: str) -> None:
-    """Refuses a local target that already holds files.
-
-    TODO(native: writers claim non-empty directories): NativeCollectionWriter.create and
-    NativeDatasetWriter.create accept a plain directory that already holds files and, on abort (or
-    a failed finish, or when dropped unfinished), remove the whole directory, files they did not
-    write included. Until they refuse such targets, local ones are refused here (S3 prefixes
-    cannot be listed from Python and are not checked).
-    """
-    path = uri[len("file://") :] if uri.startswith("file://") else uri
-    if "://" in path:
-        return
-    if os.path.isdir(path) and os.listdir(path):
-        raise AlreadyExistsError(f"{uri} already exists and is not empty; nothing was written")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise AlreadyExistsError(f"{uri} already exists (a file); nothing was written")
-
-
-def _writer_kind(kind: str) -> str:
-    return _WRITER_KINDS.get(kind, kind)
-
-
 class _AttrTyper:
     """Converts obs attribute values to the stored type of their column (learning the type of new
     columns from their first non-null value)."""
@@ -122,11 +90,6 @@ class _AttrTyper:
             if value is None or py_value(value) is None:
                 out[name] = None
                 continue
-            if kind not in _NATIVE_OK:
-                raise SchemaError(
-                    f"obs column {name!r} is stored as {kind}, which the native writer cannot fill yet "
-                    "(known limitation: it writes Python ints as int64 and floats as float64)"
-                )
             out[name] = coerce_value(value, kind, name)
         return out
 
@@ -150,7 +113,7 @@ def _schema_kinds(schema: Mapping[str, Any] | None) -> dict[str, str]:
         name = str(name)
         if name in _OBS_INDEX:
             continue
-        out[name] = _writer_kind(kind_of_dtype(dtype, name))
+        out[name] = kind_of_dtype(dtype, name)
     return out
 
 
@@ -207,8 +170,6 @@ class VolumeCollectionWriter:
     def __enter__(self) -> VolumeCollectionWriter:
         if self._state != "new":
             raise StorageError(f"this writer is already {self._state}; use a new one")
-        if self._created_here:
-            _refuse_existing_local_dir(self.uri)
         self._native = self._open_native()
         self._state = "open"
         return self
@@ -403,7 +364,7 @@ class RadiObjectWriter:
         self._meta_subjects: set[str] | None = None
         self._existing_subjects: set[str] = set()
         self._result: Any = None
-        self._allow_existing_dir = False  # from_collections builds around collections in place
+        self._keep: list[str] | None = None  # from_collections: collections already in place below uri
 
     @classmethod
     def _extend(cls, radi: RadiObject, *, write: WriteConfig | None = None) -> RadiObjectWriter:
@@ -429,9 +390,12 @@ class RadiObjectWriter:
             return self
         if self._state != "new":
             raise StorageError(f"this writer is already {self._state}; use a new one")
-        if not self._allow_existing_dir:
-            _refuse_existing_local_dir(self.uri)
-        self._native = _rb.NativeDatasetWriter.create(self.uri, self._ctx, obs_meta_schema=self._meta_kinds)
+        if self._keep is not None:
+            self._native = _rb.NativeDatasetWriter.create_around(
+                self.uri, self._ctx, self._keep, obs_meta_schema=self._meta_kinds
+            )
+        else:
+            self._native = _rb.NativeDatasetWriter.create(self.uri, self._ctx, obs_meta_schema=self._meta_kinds)
         self._state = "open"
         return self
 
