@@ -12,6 +12,10 @@ ROOT=$PWD
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
+# One set-up at a time: concurrent maturin/cargo builds of the same tree race on their outputs.
+exec 9>"$ROOT/.setup.lock"
+flock 9
+
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
   || { echo "Python >= 3.11 is required (set PYTHON=...)" >&2; exit 1; }

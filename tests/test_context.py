@@ -55,6 +55,8 @@ def _child_reads(vol: Volume, uri: str, parent_ctx_id: int, parent_pid: int) -> 
         a = vol[0:16, 0:16, 0:16]  # a volume opened by the parent reopens in the child
         if vol.context.pid != os.getpid():
             return 3
+        if vol.context != g:  # ...through the child's global context (one cache, visible to stats)
+            return 6
         b = Volume(uri)[0:16, 0:16, 0:16]
         if not np.array_equal(a, b):
             return 4

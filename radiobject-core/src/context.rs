@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pool: OnceLock<std::result::Result<rayon::ThreadPool, String>>,
     vfs: OnceLock<ffi::Vfs>,
     child: Mutex<Option<Context>>,
+    /// Whether this is (or was) its process's global context.
+    global: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -106,6 +108,7 @@ impl Context {
             pool: OnceLock::new(),
             vfs: OnceLock::new(),
             child: Mutex::new(None),
+            global: std::sync::atomic::AtomicBool::new(false),
         });
         let mut reg = REGISTRY.lock();
         reg.retain(|w| w.strong_count() > 0);
@@ -138,11 +141,15 @@ impl Context {
         &self.inner.config
     }
 
-    /// This context in its own process; in a forked child, a new context with the same
-    /// configuration (created once per child and reused).
+    /// This context in its own process; in a forked child, the child's global context if this was
+    /// the parent's global context, else a new context with the same configuration (created once
+    /// per child and reused).
     pub fn for_current_process(&self) -> Result<Context> {
         if self.in_current_process() {
             return Ok(self.clone());
+        }
+        if self.inner.global.load(Ordering::Relaxed) {
+            return global_context();
         }
         let mut child = self.inner.child.lock();
         if let Some(c) = child.as_ref().filter(|c| c.in_current_process()) {
@@ -311,9 +318,17 @@ pub fn global_context() -> Result<Context> {
         // The parent's context: never freed here (see crate::ffi on fork safety).
         std::mem::forget(stale);
     }
-    let c = Context::from_global_config()?;
-    *g = Some(c.clone());
-    Ok(c)
+    drop(g);
+    // Built without holding the lock: creating a TileDB context takes milliseconds, and a fork
+    // meanwhile must not leave the lock held in the child.
+    let fresh = Context::from_global_config()?;
+    let mut g = GLOBAL.lock();
+    if let Some(c) = g.as_ref().filter(|c| c.in_current_process()) {
+        return Ok(c.clone());
+    }
+    fresh.inner.global.store(true, Ordering::Relaxed);
+    *g = Some(fresh.clone());
+    Ok(fresh)
 }
 
 /// Drops the global context; the next [`global_context`] call builds a new one.

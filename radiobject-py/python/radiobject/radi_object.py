@@ -234,10 +234,9 @@ class RadiObject:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from radiobject.ctx import get_tiledb_ctx
+        from radiobject.volume import context_for_config
 
-        g = get_tiledb_ctx()
-        ctx = g if g.config_json() == state["config"] else Context(state["config"])
+        ctx = context_for_config(state["config"])
         root = RadiObject._from_native(_rb.NativeDataset.open(state["uri"], ctx))
         if state["subjects"] is None and state["collections"] is None:
             self._init_attached(root._state)

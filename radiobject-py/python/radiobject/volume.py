@@ -391,10 +391,27 @@ class Volume:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Pickled volumes (e.g. sent to DataLoader workers) reopen through the receiving process's
-        # global context when its configuration matches, else through a context of their own.
-        from radiobject.ctx import get_tiledb_ctx
-
-        g = get_tiledb_ctx()
-        ctx = g if g.config_json() == state["config"] else Context(state["config"])
-        self._native = _rb.NativeVolume.open(state["uri"], ctx)
+        # global context when its configuration matches, else through one shared context per
+        # configuration (so they share a cache and TileDB's threads).
+        self._native = _rb.NativeVolume.open(state["uri"], context_for_config(state["config"]))
         self._uri = state["uri"]
+
+
+_CONTEXTS: dict[tuple[int, str], Context] = {}
+
+
+def context_for_config(config_json: str) -> Context:
+    """The context for unpickled objects configured as ``config_json``: the global context if its
+    configuration matches, else one context per configuration and process."""
+    import os
+
+    from radiobject.ctx import get_tiledb_ctx
+
+    g = get_tiledb_ctx()
+    if g.config_json() == config_json:
+        return g
+    key = (os.getpid(), config_json)
+    ctx = _CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _CONTEXTS[key] = Context(config_json)
+    return ctx

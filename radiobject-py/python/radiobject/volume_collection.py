@@ -266,10 +266,9 @@ class VolumeCollection:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from radiobject.ctx import get_tiledb_ctx
+        from radiobject.volume import context_for_config
 
-        g = get_tiledb_ctx()
-        ctx = g if g.config_json() == state["config"] else Context(state["config"])
+        ctx = context_for_config(state["config"])
         snap = _Snapshot(_rb.NativeCollection.open(state["uri"], ctx))
         if state["obs_ids"] is None:
             self._init(snap, None, None)
