@@ -216,7 +216,8 @@ pub struct WriteConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ReadConfig {
     /// Memory budget of TileDB's readers, in MiB (`sm.mem.total_budget`, and `sm.memory_budget` /
-    /// `sm.memory_budget_var` for the legacy readers). At least 64.
+    /// `sm.memory_budget_var` for the legacy readers). At least 64. 1/128 of it (8..256 MiB) bounds
+    /// the decoded tiles a read holds at once (`sm.mem.tile_upper_memory_limit`).
     ///
     /// > default: `1024`
     pub memory_budget_mb: u64,
@@ -415,6 +416,11 @@ impl RadiObjectConfig {
             // TileDB trims the heap after every query by default, so the next query page-faults all
             // of its tile buffers in again (measured: 20-35% of a cold 64^3 ROI read).
             ("sm.mem.malloc_trim", "false".to_owned()),
+            // The dense reader decodes tiles in batches of at most half this much (two batches
+            // overlap). TileDB's default (1 GiB) lets a whole-volume read hold every decoded tile
+            // next to the result (2-2.5x the volume); 1/128 of the budget (8 MiB by default) keeps
+            // the peak near 1.3x with enough tiles per batch to keep the compute threads busy.
+            ("sm.mem.tile_upper_memory_limit", (r.memory_budget_mb * MIB / 128).clamp(8 * MIB, 256 * MIB).to_string()),
             ("vfs.min_batch_gap", "0".to_owned()),
             ("vfs.s3.region", s.region.clone()),
             ("vfs.s3.use_virtual_addressing", s.use_virtual_addressing.to_string()),

@@ -52,6 +52,8 @@ pub struct VolumeInfo {
     pub tile_extents: Vec<u64>,
     /// Cell order within tiles.
     pub cell_order: Layout,
+    /// Order of tiles.
+    pub tile_order: Layout,
     /// Dimension names.
     pub dim_names: Vec<String>,
     /// Attribute holding the voxels.
@@ -222,6 +224,7 @@ fn volume_info(uri: &str, schema: &ffi::SchemaInfo) -> Result<VolumeInfo> {
         dtype: attr.datatype,
         tile_extents: extents,
         cell_order: schema.cell_order,
+        tile_order: schema.tile_order,
         dim_names: schema.dims.iter().map(|d| d.name.clone()).collect(),
         attr: attr.name.clone(),
         filters: attr.filters.clone(),
@@ -548,14 +551,14 @@ impl Volume {
         ranges.iter().zip(&st.info.origin).map(|(&(a, b), &o)| (o + a as i64, o + b as i64 - 1)).collect()
     }
 
-    /// One TileDB read query of `ranges` into `out` (Fortran order), with read-path counters.
-    fn query(&self, st: &OpenState, ranges: &[(u64, u64)], out: &mut [u8]) -> Result<()> {
+    /// One TileDB read query of `ranges` into `out` (`layout` order), with read-path counters.
+    fn query(&self, st: &OpenState, ranges: &[(u64, u64)], layout: Layout, out: &mut [u8]) -> Result<()> {
         let r = st.ctx.reads();
         r.queries.fetch_add(1, Ordering::Relaxed);
         if r.in_flight.fetch_add(1, Ordering::AcqRel) > 0 {
             r.parallel_queries.fetch_add(1, Ordering::Relaxed);
         }
-        let res = st.array.read_dense(&self.inclusive(st, ranges), Layout::ColMajor, &st.info.attr, out);
+        let res = st.array.read_dense(&self.inclusive(st, ranges), layout, &st.info.attr, out);
         r.in_flight.fetch_sub(1, Ordering::AcqRel);
         res.at("read", &self.inner.uri)
     }
@@ -587,23 +590,17 @@ impl Volume {
         }
     }
 
+    /// Reads straight into `out` with one query: TileDB decodes the tiles in parallel, in batches
+    /// bounded by `sm.mem.tile_upper_memory_limit`, so the peak stays near the result's size.
     fn read_direct(&self, st: &OpenState, region: &Region, out: &mut [u8]) -> Result<()> {
-        let elem = st.info.dtype.size();
-        let ext_last = st.info.tile_extents[region.ndim() - 1];
-        let workers = st.ctx.config().read.max_workers as usize;
-        let cuts = slab_cuts(region, ext_last, workers * 2);
-        if cuts.len() <= 2 || out.len() < PARALLEL_MIN_BYTES {
-            return self.query(st, region.ranges(), out);
-        }
-        let slabs = split_slabs(region, &cuts, elem, out);
-        st.ctx.pool()?.install(|| slabs.into_par_iter().try_for_each(|(r, chunk)| self.query(st, r.ranges(), chunk)))
+        self.query(st, region.ranges(), Layout::ColMajor, out)
     }
 
     fn fetch_tile(&self, st: &OpenState, coords: &[u64]) -> Result<Tile> {
         let b = st.grid.tile_box(coords);
         let n: u64 = b.iter().map(|&(a, z)| z - a).product();
         let mut buf = vec![0u8; n as usize * st.info.dtype.size()];
-        self.query(st, &b, &mut buf)?;
+        self.query(st, &b, Layout::ColMajor, &mut buf)?;
         Ok(Arc::new(buf))
     }
 
@@ -629,8 +626,35 @@ impl Volume {
             .collect();
         let bshape: Vec<usize> = bbox.iter().map(|&(a, b)| (b - a) as usize).collect();
         let mut buf = vec![0u8; bshape.iter().product::<usize>() * elem];
-        self.query(st, &bbox, &mut buf)?;
         let mut out = Vec::with_capacity(group.len());
+        if st.info.cell_order == Layout::ColMajor {
+            // Global order returns the box tile after tile (in the array's tile order), each tile's
+            // cells contiguous: every tile is one memcpy away, no scatter.
+            self.query(st, &bbox, Layout::GlobalOrder, &mut buf)?;
+            let mut order: Vec<usize> = (0..group.len()).collect();
+            let key = |i: usize| -> Vec<u64> {
+                let c = &tiles[group[i].0];
+                if st.info.tile_order == Layout::RowMajor { c.clone() } else { c.iter().rev().copied().collect() }
+            };
+            order.sort_by_key(|&i| key(i));
+            let mut offsets = vec![0usize; group.len()];
+            let mut off = 0usize;
+            for &i in &order {
+                offsets[i] = off;
+                off += boxes[i].iter().map(|&(a, b)| (b - a) as usize).product::<usize>() * elem;
+            }
+            if off != buf.len() {
+                return Err(Error::Invalid(format!("{}: unexpected global-order result size", self.inner.uri)));
+            }
+            for (k, ((i, guard), tb)) in group.into_iter().zip(&boxes).enumerate() {
+                let n = tb.iter().map(|&(a, b)| (b - a) as usize).product::<usize>() * elem;
+                let tile: Tile = Arc::new(buf[offsets[k]..offsets[k] + n].to_vec());
+                guard.fulfill(tile.clone());
+                out.push((i, tile));
+            }
+            return Ok(out);
+        }
+        self.query(st, &bbox, Layout::ColMajor, &mut buf)?;
         for ((i, guard), tb) in group.into_iter().zip(boxes) {
             let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
             let off: Vec<usize> = tb.iter().zip(&bbox).map(|(t, b)| (t.0 - b.0) as usize).collect();
