@@ -268,17 +268,37 @@ fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32, String> {
 }
 
 fn meta_json(m: &BTreeMap<String, MetaValue>) -> serde_json::Value {
-    serde_json::to_value(m).unwrap_or(serde_json::Value::Null)
+    let one = |v: &MetaValue| match v {
+        MetaValue::Int(x) if x.len() == 1 => serde_json::json!(x[0]),
+        MetaValue::Float(x) if x.len() == 1 => serde_json::json!(x[0]),
+        other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
+    };
+    serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), one(v))).collect())
 }
 
 fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
     let ctx = context(g)?;
     let ds = Dataset::open(&a.uri, &ctx).map_err(|e| e.to_string())?;
+    let manifest = ingest::manifest_frame(&ctx, ds.uri()).map_err(|e| e.to_string())?;
+    // dtypes per collection from the manifest (every ingested volume), else the first volume's
+    let mut manifest_dtypes: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    if let Some(m) = &manifest {
+        for i in 0..m.len() {
+            let get = |n: &str| m.column(n).and_then(|c| c.str_at(i)).unwrap_or_default().to_owned();
+            if !get("obs_id").is_empty() {
+                manifest_dtypes.entry(get("collection")).or_default().insert(get("dtype"));
+            }
+        }
+    }
     let mut colls = Vec::new();
     for name in ds.collection_names() {
         let c = ds.collection(name).map_err(|e| e.to_string())?;
         let first = if c.is_empty() { None } else { c.volume(0).ok() };
         let info = first.as_ref().and_then(|v| v.info().ok());
+        let dtypes: Vec<String> = match manifest_dtypes.get(name) {
+            Some(d) => d.iter().cloned().collect(),
+            None => info.as_ref().map(|i| vec![i.dtype.to_string()]).unwrap_or_default(),
+        };
         let obs_columns: Vec<&str> = c.obs().names().into_iter().skip(2).collect();
         let mut subjects = c.subject_ids().to_vec();
         subjects.dedup();
@@ -287,12 +307,11 @@ fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
             "volumes": c.len(),
             "subjects": subjects.len(),
             "shape": c.shape(),
-            "dtype": info.as_ref().map(|i| i.dtype.to_string()),
+            "dtypes": dtypes,
             "tile_extents": info.as_ref().map(|i| i.tile_extents.clone()),
             "obs_columns": obs_columns,
         }));
     }
-    let manifest = ingest::manifest_frame(&ctx, ds.uri()).map_err(|e| e.to_string())?;
     let obs_meta_columns: Vec<&str> =
         ds.obs_meta().names().into_iter().filter(|n| *n != "obs_subject_id" && *n != "obs_id").collect();
     let out = serde_json::json!({
@@ -311,13 +330,17 @@ fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
     println!("  subjects: {}   obs_meta columns: {}", ds.subject_ids().len(), obs_meta_columns.join(", "));
     for c in &colls {
         println!(
-            "  collection {:<12} {:>6} volumes  shape {:<16} dtype {:<8} tiles {}",
+            "  collection {:<12} {:>6} volumes  shape {:<16} dtype {:<16} tiles {}",
             c["name"].as_str().unwrap_or(""),
             c["volumes"],
-            c["shape"].as_array().map_or("mixed".to_owned(), |s| {
-                s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x")
-            }),
-            c["dtype"].as_str().unwrap_or("-"),
+            c["shape"]
+                .as_array()
+                .map_or("mixed".to_owned(), |s| { s.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x") }),
+            c["dtypes"].as_array().map_or("-".to_owned(), |d| d
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join("/")),
             c["tile_extents"],
         );
     }

@@ -13,7 +13,7 @@
 //! * registration (obs rows, volume members, counts, obs_meta) happens once per collection at the
 //!   end, through the same writers as everything else.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -143,7 +143,7 @@ pub struct IngestReport {
 
 fn is_nifti(p: &Path) -> bool {
     let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
-    n.ends_with(".nii") || n.ends_with(".nii.gz")
+    n.ends_with(".nii") || n.ends_with(".nii.gz") || n.ends_with(".hdr")
 }
 
 /// The subject id of a NIfTI path: its file name without `.nii`/`.nii.gz` (as the reference).
@@ -152,7 +152,7 @@ pub fn nifti_subject_id(p: &Path) -> String {
     let lower = n.to_ascii_lowercase();
     let cut = if lower.ends_with(".nii.gz") {
         n.len() - 7
-    } else if lower.ends_with(".nii") {
+    } else if lower.ends_with(".nii") || lower.ends_with(".hdr") {
         n.len() - 4
     } else {
         n.len()
@@ -197,6 +197,8 @@ pub fn discover(spec: &str, format: Option<ImageFormat>) -> Result<(ImageFormat,
         None if !niftis.is_empty() => ImageFormat::Nifti,
         None if !dirs.is_empty() => ImageFormat::Dicom,
         None if !has_glob && path.is_file() => ImageFormat::Dicom,
+        // a directory of plain files that are not NIfTI: one DICOM series
+        None if !has_glob && path.is_dir() && files.iter().any(|p| p.is_file()) => ImageFormat::Dicom,
         None => {
             return Err(Error::Invalid(format!(
                 "{spec}: found neither NIfTI files (.nii, .nii.gz) nor DICOM series directories"
@@ -237,6 +239,33 @@ fn dir_name(p: &Path) -> String {
 // -------------------------------------------------------------------------------------------
 // Checksums and manifest rows
 // -------------------------------------------------------------------------------------------
+
+/// `(size, newest modification time in ns)` of a source file or directory, without reading it.
+pub fn source_stat(path: &Path) -> Result<(u64, i64)> {
+    let io = |e: std::io::Error| Error::Invalid(format!("cannot stat {}: {e}", path.display()));
+    let one = |p: &Path| -> Result<(u64, i64)> {
+        let m = std::fs::metadata(p).map_err(io)?;
+        let t = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        Ok((m.len(), t))
+    };
+    if path.is_dir() {
+        let (mut size, mut newest) = (0u64, 0i64);
+        for p in sorted_entries(path)? {
+            if p.is_file() {
+                let (n, t) = one(&p)?;
+                size += n;
+                newest = newest.max(t);
+            }
+        }
+        Ok((size, newest))
+    } else {
+        one(path)
+    }
+}
 
 /// `(size, sha256 hex)` of a source file, or of a directory (every file, sorted by name, hashed
 /// with its name).
@@ -310,11 +339,19 @@ fn obs_row_from_json(json: &str) -> Result<Frame> {
 #[derive(Debug, Clone)]
 struct ManifestRow {
     size: u64,
+    mtime_ns: Option<i64>,
     sha256: String,
     obs_id: String,
-    position: usize,
+    /// Where the volume was written before registration; -1 for a dropped source.
+    position: i64,
     shape: Vec<u64>,
     obs: String,
+}
+
+impl ManifestRow {
+    fn dropped(&self) -> bool {
+        self.position < 0
+    }
 }
 
 const MANIFEST_INDEX: [&str; 2] = ["collection", "source"];
@@ -324,6 +361,7 @@ fn manifest_schema() -> Vec<(String, ColumnType)> {
     let int = ColumnType { datatype: Datatype::Int64, var: false };
     vec![
         ("size".into(), int),
+        ("mtime_ns".into(), int),
         ("sha256".into(), ColumnType::STR),
         ("obs_id".into(), ColumnType::STR),
         ("obs_subject_id".into(), ColumnType::STR),
@@ -334,6 +372,14 @@ fn manifest_schema() -> Vec<(String, ColumnType)> {
         ("format".into(), ColumnType::STR),
         ("obs".into(), ColumnType::STR),
     ]
+}
+
+fn changed(path: &Path, obs_id: &str) -> Error {
+    Error::Invalid(format!(
+        "{} changed since an earlier run ingested it as {obs_id} (size/sha256 differ); remove it from \
+         the dataset or restore the file",
+        path.display()
+    ))
 }
 
 /// Reads the manifest of a dataset: `(collection, source) -> row`.
@@ -354,13 +400,15 @@ fn read_manifest(ctx: &Context, root: &str) -> Result<HashMap<(String, String), 
     for i in 0..f.len() {
         let s = |c: &Column| c.str_at(i).unwrap_or_default().to_owned();
         let shape_v: Vec<u64> = serde_json::from_str(&s(shape)).unwrap_or_default();
+        let mtime = f.column("mtime_ns").filter(|c| !c.is_null(i)).and_then(|c| c.values.get_i64(i));
         out.insert(
             (s(coll), s(src)),
             ManifestRow {
                 size: size.values.get_i64(i).unwrap_or(-1) as u64,
+                mtime_ns: mtime,
                 sha256: s(sha),
                 obs_id: s(obs_id),
-                position: pos.values.get_i64(i).unwrap_or(-1) as usize,
+                position: pos.values.get_i64(i).unwrap_or(-1),
                 shape: shape_v,
                 obs: s(obs),
             },
@@ -420,56 +468,86 @@ struct Planned {
     key: String,
     obs_id: String,
     position: usize,
+    /// Finished by an earlier run (its manifest row is complete); never rewritten.
+    recorded: bool,
+}
+
+/// What to do for one collection.
+struct Plan {
+    /// Sources to register (written now or recorded earlier), not yet registered.
+    todo: Vec<Planned>,
+    /// Sources already registered by an earlier run.
+    registered: Vec<(Source, String)>,
+    /// Manifest rows of sources no longer given (dropped before registration).
+    dropped: Vec<String>,
 }
 
 /// Assigns obs_ids (`{sid}_{collection}`, `_acq-{k}` for further images of a subject) and
-/// deterministic positions (sorted order after the volumes already registered).
-fn plan(
-    spec: &CollectionSpec,
-    existing: &VolumeCollection,
-    manifest: &HashMap<(String, String), ManifestRow>,
-) -> Vec<Planned> {
+/// positions: a source an earlier run finished keeps its position (it is never rewritten); new
+/// sources take free positions in sorted order after the registered volumes. Registration later
+/// renumbers into the sorted layout if needed.
+fn plan(spec: &CollectionSpec, existing: &VolumeCollection, manifest: &HashMap<(String, String), ManifestRow>) -> Plan {
     let mut sources = spec.sources.clone();
     sources.sort_by(|a, b| {
         (a.subject_id.as_bytes(), a.path.as_os_str()).cmp(&(b.subject_id.as_bytes(), b.path.as_os_str()))
     });
-    let registered: HashMap<&str, ()> = existing.obs_ids().iter().map(|s| (s.as_str(), ())).collect();
-    let mut taken: HashMap<String, usize> = HashMap::new();
-    let mut out = Vec::new();
+    let registered_ids: HashSet<&str> = existing.obs_ids().iter().map(String::as_str).collect();
+    let row = |key: &str| manifest.get(&(spec.name.clone(), key.to_owned())).filter(|r| !r.dropped());
+    let mut used_ids: HashSet<String> = registered_ids.iter().map(|s| (*s).to_owned()).collect();
+    for ((c, _), r) in manifest {
+        if c == &spec.name && !r.dropped() {
+            used_ids.insert(r.obs_id.clone());
+        }
+    }
+    let mut todo = Vec::new();
+    let mut registered = Vec::new();
+    let mut given: HashSet<String> = HashSet::new();
     for s in sources {
         let key = source_key(&s.path);
-        let from_manifest = manifest.get(&(spec.name.clone(), key.clone())).map(|r| r.obs_id.clone());
-        let obs_id = from_manifest.unwrap_or_else(|| {
-            let base = format!("{}_{}", s.subject_id, spec.name);
-            let mut id = base.clone();
-            let mut k = *taken.get(&base).unwrap_or(&0);
-            while registered.contains_key(id.as_str()) || out.iter().any(|p: &Planned| p.obs_id == id) {
-                k += 1;
-                id = format!("{base}_acq-{k}");
+        given.insert(key.clone());
+        match row(&key) {
+            Some(r) if registered_ids.contains(r.obs_id.as_str()) => registered.push((s, r.obs_id.clone())),
+            Some(r) => {
+                let pos = usize::try_from(r.position).unwrap_or(0);
+                todo.push(Planned { source: s, key, obs_id: r.obs_id.clone(), position: pos, recorded: true });
             }
-            taken.insert(base, k);
-            id
-        });
-        out.push(Planned { source: s, key, obs_id, position: 0 });
+            None => {
+                let base = format!("{}_{}", s.subject_id, spec.name);
+                let mut id = base.clone();
+                let mut k = 0;
+                while used_ids.contains(&id) {
+                    k += 1;
+                    id = format!("{base}_acq-{k}");
+                }
+                used_ids.insert(id.clone());
+                todo.push(Planned { source: s, key, obs_id: id, position: usize::MAX, recorded: false });
+            }
+        }
     }
-    // positions: sorted by (subject, obs_id) among the sources not yet registered
-    let mut fresh: Vec<usize> = (0..out.len()).filter(|&i| !registered.contains_key(out[i].obs_id.as_str())).collect();
+    // free positions for new sources, in sorted order
+    let mut taken: HashSet<usize> = existing.members().iter().filter_map(|m| m.parse().ok()).collect();
+    taken.extend(todo.iter().filter(|p| p.recorded).map(|p| p.position));
+    let mut next = existing.len();
+    let mut fresh: Vec<usize> = (0..todo.len()).filter(|&i| !todo[i].recorded).collect();
     fresh.sort_by(|&a, &b| {
-        (out[a].source.subject_id.as_bytes(), out[a].obs_id.as_bytes())
-            .cmp(&(out[b].source.subject_id.as_bytes(), out[b].obs_id.as_bytes()))
+        (todo[a].source.subject_id.as_bytes(), todo[a].obs_id.as_bytes())
+            .cmp(&(todo[b].source.subject_id.as_bytes(), todo[b].obs_id.as_bytes()))
     });
-    let base = existing
-        .members()
-        .iter()
-        .filter_map(|m| m.parse::<usize>().ok().map(|x| x + 1))
-        .max()
-        .unwrap_or(0)
-        .max(existing.len());
-    for (k, &i) in fresh.iter().enumerate() {
-        out[i].position = base + k;
+    for i in fresh {
+        while taken.contains(&next) {
+            next += 1;
+        }
+        todo[i].position = next;
+        taken.insert(next);
     }
-    out.retain(|p| !registered.contains_key(p.obs_id.as_str()));
-    out
+    let dropped = manifest
+        .iter()
+        .filter(|((c, key), r)| {
+            c == &spec.name && !r.dropped() && !given.contains(key) && !registered_ids.contains(r.obs_id.as_str())
+        })
+        .map(|((_, key), _)| key.clone())
+        .collect();
+    Plan { todo, registered, dropped }
 }
 
 fn source_key(p: &Path) -> String {
@@ -555,36 +633,47 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         let curi = join(&join(&root, COLLECTIONS), &spec.name);
         CollectionWriter::ensure_skeleton(&ctx, &curi, Some(&spec.name))?;
         let existing = VolumeCollection::open(&curi, &ctx)?;
-        let planned = plan(spec, &existing, &manifest_rows);
-        // fingerprints: sources finished by an earlier run are skipped if unchanged
-        let prints: Vec<(u64, String)> =
-            pool.install(|| planned.par_iter().map(|p| source_fingerprint(&p.source.path)).collect::<Result<_>>())?;
+        let Plan { todo: planned, registered, dropped } = plan(spec, &existing, &manifest_rows);
+        // Registered sources must not have changed since they were ingested: compare size and
+        // modification time, and the sha256 when those differ.
+        pool.install(|| {
+            registered.par_iter().try_for_each(|(src, obs_id)| {
+                let row = &manifest_rows[&(spec.name.clone(), source_key(&src.path))];
+                let (size, mtime) = source_stat(&src.path)?;
+                if size == row.size && row.mtime_ns.is_none_or(|t| t == mtime) {
+                    return Ok(());
+                }
+                let (size, sha) = source_fingerprint(&src.path)?;
+                if size != row.size || sha != row.sha256 {
+                    return Err(changed(&src.path, obs_id));
+                }
+                Ok(())
+            })
+        })?;
         let total = planned.len();
         let done = AtomicUsize::new(0);
         let vbase = join(&curi, crate::collection::VOLUMES);
         let results: Vec<Result<(bool, bool)>> = pool.install(|| {
             planned
                 .par_iter()
-                .zip(prints.par_iter())
-                .map(|(p, (size, sha))| {
-                    let key = (spec.name.clone(), p.key.clone());
-                    if let Some(row) = manifest_rows.get(&key) {
-                        if row.size != *size || &row.sha256 != sha {
-                            return Err(Error::Invalid(format!(
-                                "{} changed since an earlier run ingested it as {} (size/sha256 differ); \
-                                 remove it from the dataset or restore the file",
-                                p.source.path.display(),
-                                row.obs_id
-                            )));
-                        }
-                        if row.position == p.position {
-                            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                            if let Some(cb) = &opts.progress {
-                                cb(&spec.name, n, total);
+                .map(|p| {
+                    let (size, mtime) = source_stat(&p.source.path)?;
+                    if p.recorded {
+                        let row = &manifest_rows[&(spec.name.clone(), p.key.clone())];
+                        if size != row.size || row.mtime_ns.is_some_and(|t| t != mtime) {
+                            let (size, sha) = source_fingerprint(&p.source.path)?;
+                            if size != row.size || sha != row.sha256 {
+                                return Err(changed(&p.source.path, &p.obs_id));
                             }
-                            return Ok((false, false));
                         }
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(cb) = &opts.progress {
+                            cb(&spec.name, n, total);
+                        }
+                        return Ok((false, false));
                     }
+                    let (_, sha) = source_fingerprint(&p.source.path)?;
+                    let sha = &sha;
                     let vuri = join(&vbase, &p.position.to_string());
                     let was_partial = ctx.object_kind(&vuri)?.is_some() || ctx.vfs()?.is_dir(&vuri).unwrap_or(false);
                     if was_partial {
@@ -592,9 +681,7 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                     }
                     let image = read_image(spec.format, &p.source.path, opts.reorient)?;
                     if !image.warnings.is_empty() {
-                        warnings
-                            .lock()
-                            .extend(image.warnings.iter().map(|w| format!("{}: {w}", p.source.path.display())));
+                        warnings.lock().extend(image.warnings.iter().cloned());
                     }
                     let (checksum, shape) =
                         with_bytes(&image.data, |bytes, layout, shape| -> Result<(String, Vec<u64>)> {
@@ -617,7 +704,8 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                         columns: vec![
                             Column::new("collection", Values::Str(vec![spec.name.clone()])),
                             Column::new("source", Values::Str(vec![p.key.clone()])),
-                            Column::new("size", Values::int64(vec![*size as i64])),
+                            Column::new("size", Values::int64(vec![size as i64])),
+                            Column::new("mtime_ns", Values::int64(vec![mtime])),
                             Column::new("sha256", Values::Str(vec![sha.clone()])),
                             Column::new("obs_id", Values::Str(vec![p.obs_id.clone()])),
                             Column::new("obs_subject_id", Values::Str(vec![p.source.subject_id.clone()])),
@@ -657,8 +745,29 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                 Error::Invalid(format!("{}: finished volume missing from the manifest", p.source.path.display()))
             })?;
             rows.append(&obs_row_from_json(&r.obs)?)?;
-            dirs.push(r.position);
+            dirs.push(usize::try_from(r.position).map_err(|_| Error::Invalid("negative manifest position".into()))?);
             shapes.push(r.shape.clone());
+        }
+        // Directories under volumes/ that nothing will register (sources dropped from the list,
+        // half-written leftovers) are removed; dropped sources are marked in the manifest.
+        let keep: HashSet<String> =
+            existing.members().iter().cloned().chain(dirs.iter().map(ToString::to_string)).collect();
+        for entry in ctx.vfs()?.ls(&vbase).unwrap_or_default() {
+            let name = entry.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+            if name.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() && !keep.contains(&name) {
+                ctx.remove_uri(&join(&vbase, &name))?;
+            }
+        }
+        if !dropped.is_empty() {
+            let n = dropped.len();
+            manifest.lock().write(&Frame {
+                columns: vec![
+                    Column::new("collection", Values::Str(vec![spec.name.clone(); n])),
+                    Column::new("source", Values::Str(dropped)),
+                    Column::new("position", Values::int64(vec![-1; n])),
+                    Column::new("obs_id", Values::Str(vec![String::new(); n])),
+                ],
+            })?;
         }
         ready.push((spec.name.clone(), CollectionWriter::adopt(&existing, rows, dirs, shapes, &write)?));
     }

@@ -54,6 +54,9 @@ pub struct VerifyReport {
     pub deep: bool,
     /// Everything wrong, empty when the dataset is sound.
     pub problems: Vec<Problem>,
+    /// What could not be checked (e.g. volumes written without a checksum, by the reference
+    /// package); not a failure.
+    pub warnings: Vec<Problem>,
 }
 
 impl VerifyReport {
@@ -64,6 +67,10 @@ impl VerifyReport {
 
     fn push(&mut self, location: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem { location: location.into(), message: message.into() });
+    }
+
+    fn warn(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem { location: location.into(), message: message.into() });
     }
 }
 
@@ -83,6 +90,9 @@ impl std::fmt::Display for VerifyReport {
             },
             if self.deep { ", voxels re-read" } else { "" }
         )?;
+        for w in &self.warnings {
+            writeln!(f, "  warning: {}: {}", w.location, w.message)?;
+        }
         if self.problems.is_empty() {
             return writeln!(f, "OK: no problem found");
         }
@@ -98,13 +108,15 @@ impl std::fmt::Display for VerifyReport {
 struct VolumeFacts {
     rank: usize,
     problems: Vec<String>,
+    warnings: Vec<String>,
     shape: Option<Vec<u64>>,
     dtype: Option<String>,
     checksum: Option<String>,
 }
 
 fn check_volume(c: &VolumeCollection, rank: usize, deep: bool) -> VolumeFacts {
-    let mut f = VolumeFacts { rank, problems: Vec::new(), shape: None, dtype: None, checksum: None };
+    let mut f =
+        VolumeFacts { rank, problems: Vec::new(), warnings: Vec::new(), shape: None, dtype: None, checksum: None };
     let want = &c.obs_ids()[rank];
     let uri = format!("{}/volumes/{rank}", c.uri());
     let v = match crate::volume::Volume::open(&uri, c.context()) {
@@ -134,7 +146,7 @@ fn check_volume(c: &VolumeCollection, rank: usize, deep: bool) -> VolumeFacts {
     f.checksum = meta.get("voxel_checksum").and_then(MetaValue::as_str).map(str::to_owned);
     if deep {
         match &f.checksum {
-            None => f.problems.push("no voxel_checksum recorded: voxels cannot be verified".into()),
+            None => f.warnings.push("no voxel_checksum recorded (written by another tool): voxels not verified".into()),
             Some(stored) => match deep_checksum(&v, stored) {
                 Ok(actual) if &actual == stored => {}
                 Ok(actual) => f.problems.push(format!("voxels changed: checksum {actual} != recorded {stored}")),
@@ -261,6 +273,9 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
             for p in &f.problems {
                 r.push(format!("{loc}, volume {}", c.obs_ids()[f.rank]), p.clone());
             }
+            for w in &f.warnings {
+                r.warn(format!("{loc}, volume {}", c.obs_ids()[f.rank]), w.clone());
+            }
         }
         if let Some(layout) = c.metadata().get(LAYOUT_KEY).and_then(MetaValue::as_str) {
             if layout != format!("sorted:{n}") {
@@ -293,6 +308,9 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
         for i in 0..m.len() {
             let s = |n: &str| col(n).and_then(|c| c.str_at(i)).unwrap_or_default().to_owned();
             let (coll, src, id) = (s("collection"), s("source"), s("obs_id"));
+            if col("position").and_then(|c| c.values.get_i64(i)).is_some_and(|p| p < 0) {
+                continue; // a source dropped before registration
+            }
             let loc = format!("manifest {src}");
             let Some(c) = collections.get(&coll) else {
                 r.push(&loc, format!("collection {coll:?} is not registered"));

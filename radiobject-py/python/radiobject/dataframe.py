@@ -50,13 +50,25 @@ def _schema_kinds(schema: Mapping[str, Any] | None, index_columns: Sequence[str]
     return out
 
 
+def _caller_frame() -> Any:
+    """The innermost stack frame outside the radiobject package (the user's code)."""
+    import sys
+
+    f = sys._getframe(1)
+    while f is not None and str(f.f_globals.get("__name__", "")).split(".")[0] == "radiobject":
+        f = f.f_back
+    return f
+
+
 def query_frame(df: pd.DataFrame, expr: str) -> pd.DataFrame:
-    """``df.query(expr)``: the one filter grammar of the package. Unknown names raise
-    ``KeyError`` naming the expression."""
+    """``df.query(expr)``: the one filter grammar of the package, with ``@name`` resolved in the
+    caller's scope as pandas does. Unknown names raise ``KeyError`` naming the expression."""
     if not isinstance(expr, str) or not expr.strip():
         raise ValueError("a filter expression must be a non-empty string")
+    caller = _caller_frame()
+    scope = {} if caller is None else {"local_dict": caller.f_locals, "global_dict": caller.f_globals}
     try:
-        out = df.query(expr)
+        out = df.query(expr, **scope)
     except (KeyError, NameError, pd.errors.UndefinedVariableError) as e:  # type: ignore[attr-defined]
         raise KeyError(f"filter {expr!r}: unknown column or name ({e})") from None
     if not isinstance(out, pd.DataFrame):

@@ -10,6 +10,7 @@ skips finished sources, redoes half-written ones, and registers everything exact
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,15 @@ if TYPE_CHECKING:
 
     from radiobject.radi_object import RadiObject
 
-__all__ = ["ImageFormat", "detect_format", "discover_sources", "from_images", "IngestReport"]
+__all__ = [
+    "ImageFormat",
+    "detect_format",
+    "discover_sources",
+    "from_images",
+    "append_images",
+    "append_to_collection",
+    "IngestReport",
+]
 
 
 class ImageFormat(str, enum.Enum):
@@ -56,7 +65,7 @@ def detect_format(spec: ImageSpec) -> ImageFormat:
         raise IngestError("empty list of images")
     path = Path(first[0] if isinstance(first, (tuple, list)) else first)
     name = path.name.lower()
-    return ImageFormat.NIFTI if name.endswith((".nii", ".nii.gz")) else ImageFormat.DICOM
+    return ImageFormat.NIFTI if name.endswith((".nii", ".nii.gz", ".hdr", ".img")) else ImageFormat.DICOM
 
 
 def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tuple[str, str]]]:
@@ -69,7 +78,8 @@ def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tu
             out.append((str(item[0]), str(item[1])))
         else:
             p = Path(item)
-            sid = p.name[: -len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem if p.suffix.lower() == ".nii" else p.name
+            lower = p.name.lower()
+            sid = p.name[: -len(".nii.gz")] if lower.endswith(".nii.gz") else p.stem if p.suffix.lower() in (".nii", ".hdr", ".img") else p.name
             out.append((str(p), sid))
     if not out:
         raise IngestError(f"collection {name!r}: no images given")
@@ -161,9 +171,7 @@ def from_images(
                 raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
         frame = pandas_to_frame(df, index_columns=("obs_subject_id",))
     context = resolve_ctx(ctx)
-    from radiobject.ctx import get_radiobject_config
-
-    store_original = get_radiobject_config().write.orientation.store_original_affine
+    store_original = json.loads(context.config_json())["write"]["orientation"]["store_original_affine"]
     callback, close = _progress_callback(progress)
     try:
         _, report = _rb.ingest_images(
@@ -182,3 +190,74 @@ def from_images(
     radi = RadiObject(str(uri), ctx=ctx)
     radi.ingest_report = IngestReport(report)  # type: ignore[attr-defined]
     return radi
+
+
+def _new_subject_rows(radi: RadiObject, obs_meta: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Rows of ``obs_meta`` for subjects not yet in ``radi`` (rows of known subjects are ignored,
+    as the reference's append does)."""
+    if obs_meta is None:
+        return None
+    df = obs_meta.rename(columns={"participant_id": "obs_subject_id"}) if "participant_id" in obs_meta.columns else obs_meta
+    if "obs_subject_id" not in df.columns:
+        raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
+    known = set(radi.obs_subject_ids)
+    return df[~df["obs_subject_id"].astype(str).isin(known)]
+
+
+def append_images(
+    radi: RadiObject,
+    images: Mapping[str, ImageSpec],
+    obs_meta: pd.DataFrame | None = None,
+    reorient: bool | str | None = None,
+    format_hint: str | Mapping[str, str] | None = None,
+    progress: bool | Callable[[str, int, int], None] = False,
+    max_workers: int | None = None,
+) -> RadiObject:
+    """Adds image files to an existing dataset (``RadiObject.append`` with paths, globs or
+    ``(path, subject)`` lists): into existing collections or new ones, with ``obs_meta`` rows for
+    new subjects. Runs the resumable ingest; ``radi`` is refreshed in place and returned."""
+    rows = _new_subject_rows(radi, obs_meta)
+    from_images(
+        radi.uri,
+        images,
+        obs_meta=rows if rows is not None and len(rows) else None,
+        reorient=reorient,
+        format_hint=format_hint,
+        ctx=radi.context,
+        progress=progress,
+        max_workers=max_workers,
+    )
+    radi._refresh()
+    return radi
+
+
+def append_to_collection(
+    vc: Any,
+    niftis: Sequence[tuple[Any, str]] | None = None,
+    dicom_dirs: Sequence[tuple[Any, str]] | None = None,
+    reorient: bool | str | None = None,
+    progress: bool | Callable[[str, int, int], None] = False,
+) -> None:
+    """Reads NIfTI files / DICOM series (``[(path, subject_id)]``) in parallel with radiobject's
+    readers and appends them to a standalone collection as ``{subject}_{collection}`` (with
+    ``_acq-k`` for further images of a subject), with their imaging obs columns and metadata."""
+    from radiobject.imaging import read_image
+    from radiobject.parallel import map_on_threads
+
+    jobs = [(str(p), str(s), "nifti") for p, s in (niftis or [])] + [(str(p), str(s), "dicom") for p, s in (dicom_dirs or [])]
+    if not jobs:
+        raise IngestError("append_to_collection needs niftis= or dicom_dirs=")
+    target = resolve_reorient(reorient)
+    images = map_on_threads(lambda j: read_image(j[0], j[2], target), jobs, progress=bool(progress), desc=vc.name)
+    name = vc.name or "volume"
+    taken = set(vc.obs_ids)
+    volumes = []
+    for (path, sid, _), img in zip(jobs, images):
+        base = obs_id = f"{sid}_{name}"
+        k = 0
+        while obs_id in taken:
+            k += 1
+            obs_id = f"{base}_acq-{k}"
+        taken.add(obs_id)
+        volumes.append((img["data"], obs_id, sid, dict(img["obs"]), dict(img["metadata"])))
+    vc.append(volumes=volumes)

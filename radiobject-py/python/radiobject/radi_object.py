@@ -448,6 +448,22 @@ class RadiObject:
 
     # ------------------------------------------------------------------ validation
 
+    @property
+    def context(self) -> Context:
+        """The context this dataset reads through."""
+        return self._root._state.native.context
+
+    def verify(self, deep: bool = False) -> Any:
+        """Verifies the dataset on storage (see :mod:`radiobject.verify`): every obs row has its
+        volume and the reverse, counts and metadata agree, each volume opens with the recorded
+        obs_id/shape/dtype, the ingest manifest is fully registered; ``deep`` re-reads every
+        volume's voxels against its checksum. Returns a :class:`~radiobject.verify.VerifyReport`
+        (call ``.raise_for_problems()`` to fail on problems). Views verify their whole dataset."""
+        from radiobject.verify import verify
+
+        root = self._root
+        return verify(str(root.uri), deep=deep, ctx=root.context)
+
     def validate(self) -> None:
         """Checks the dataset's consistency, raising :class:`AlignmentError` on the first
         problem: root counts, every collection (``VolumeCollection.validate``), subjects with

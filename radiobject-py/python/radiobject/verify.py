@@ -47,6 +47,7 @@ class VerifyReport:
     manifest_sources: int
     deep: bool
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    warnings: tuple[Problem, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -68,9 +69,10 @@ class VerifyReport:
             + (f", {self.manifest_sources} ingested sources" if self.manifest_sources else "")
             + (", voxels re-read" if self.deep else "")
         )
+        lines = [head] + [f"  warning: {w.location}: {w.message}" for w in self.warnings]
         if self.ok:
-            return head + "\nOK: no problem found"
-        lines = [head, f"{len(self.problems)} problem(s):"]
+            return "\n".join(lines + ["OK: no problem found"])
+        lines.append(f"{len(self.problems)} problem(s):")
         lines += [f"  - {p.location}: {p.message}" for p in self.problems]
         return "\n".join(lines)
 
@@ -87,4 +89,5 @@ def verify(uri: str, deep: bool = False, ctx: Context | None = None) -> VerifyRe
         manifest_sources=d["manifest_sources"],
         deep=d["deep"],
         problems=tuple(Problem(p["location"], p["message"]) for p in d["problems"]),
+        warnings=tuple(Problem(p["location"], p["message"]) for p in d.get("warnings", [])),
     )
