@@ -179,3 +179,33 @@ fn metadata_round_trips_with_types() {
     vol.delete_metadata(&["count".into()]).unwrap();
     assert!(!vol.metadata().unwrap().contains_key("count"));
 }
+
+#[test]
+fn chunked_direct_reads_match_for_narrow_tiles() {
+    // Tiles narrower than the region along x or y: many tiles per row of the output.
+    let tmp = TempUri::new();
+    let ctx = ctx_with(|c| c.read.tile_cache_size_mb = 0);
+    let data = phantom_f32(&[37, 29, 23]);
+    for (name, tile) in [
+        ("small", TileConfig { orientation: SliceOrientation::Isotropic, x: Some(7), y: Some(5), z: Some(4), t: 1 }),
+        ("sagittal", TileConfig { orientation: SliceOrientation::Sagittal, ..Default::default() }),
+        ("coronal", TileConfig { orientation: SliceOrientation::Coronal, ..Default::default() }),
+    ] {
+        let w = WriteConfig { tile, ..Default::default() };
+        let vol = Volume::from_array(&tmp.uri(name), data.view(), &ctx, &w).unwrap();
+        assert_eq!(vol.read_all::<f32>().unwrap(), data, "{name} full");
+        for r in [[(3, 36), (2, 27), (1, 22)], [(0, 37), (0, 29), (5, 6)], [(6, 7), (0, 29), (0, 23)]] {
+            let got = vol.read_region::<f32>(&Region::new(r.to_vec())).unwrap();
+            let want = data.slice(s![r[0].0 as usize..r[0].1 as usize, r[1].0 as usize..r[1].1 as usize, r[2].0 as usize..r[2].1 as usize]);
+            assert_eq!(got, want.into_dyn(), "{name} {r:?}");
+        }
+    }
+    // 4D with narrow tiles along t too
+    let d4 = ndarray::ArrayD::from_shape_fn(IxDyn(&[9, 8, 7, 5]), |i| (i[0] * 1000 + i[1] * 100 + i[2] * 10 + i[3]) as f32);
+    let w = WriteConfig {
+        tile: TileConfig { orientation: SliceOrientation::Isotropic, x: Some(4), y: Some(3), z: Some(2), t: 2 },
+        ..Default::default()
+    };
+    let v4 = Volume::from_array(&tmp.uri("4d"), d4.view(), &ctx, &w).unwrap();
+    assert_eq!(v4.read_all::<f32>().unwrap(), d4);
+}

@@ -36,11 +36,10 @@ fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target
 #[pyo3(signature = (spec, format=None))]
 pub fn discover(py: Python<'_>, spec: &str, format: Option<&str>) -> PyResult<(String, Vec<(String, String)>)> {
     let f = format_of(py, format)?;
-    let (fmt, sources) =
-        py.detach(|| ingest::discover(spec, f)).map_err(|e| match e {
-            radiobject_core::Error::NotFound { .. } => crate::error::to_pyerr(py, e),
-            other => raise(py, "IngestError", other.to_string()),
-        })?;
+    let (fmt, sources) = py.detach(|| ingest::discover(spec, f)).map_err(|e| match e {
+        radiobject_core::Error::NotFound { .. } => crate::error::to_pyerr(py, e),
+        other => raise(py, "IngestError", other.to_string()),
+    })?;
     Ok((
         fmt.as_str().to_owned(),
         sources.into_iter().map(|s| (s.path.to_string_lossy().into_owned(), s.subject_id)).collect(),
