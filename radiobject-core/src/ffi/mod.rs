@@ -1578,24 +1578,6 @@ impl Vfs {
         self.ctx.check(unsafe { sys::tiledb_vfs_copy_dir(self.ctx.ptr(), self.raw.0, a.as_ptr(), b.as_ptr()) })
     }
 
-    /// Size of one file in bytes.
-    pub fn file_size(&self, uri: &str) -> TdbResult<u64> {
-        let c = cstring(uri)?;
-        let mut n = 0u64;
-        // SAFETY: pointers are valid for the call.
-        self.ctx.check(unsafe { sys::tiledb_vfs_file_size(self.ctx.ptr(), self.raw.0, c.as_ptr(), &mut n) })?;
-        Ok(n)
-    }
-
-    /// Total size of a directory in bytes.
-    pub fn dir_size(&self, uri: &str) -> TdbResult<u64> {
-        let c = cstring(uri)?;
-        let mut n = 0u64;
-        // SAFETY: pointers are valid for the call.
-        self.ctx.check(unsafe { sys::tiledb_vfs_dir_size(self.ctx.ptr(), self.raw.0, c.as_ptr(), &mut n) })?;
-        Ok(n)
-    }
-
     /// Full URIs of the direct children of `uri` (unsorted).
     pub fn ls(&self, uri: &str) -> TdbResult<Vec<String>> {
         let c = cstring(uri)?;
