@@ -156,10 +156,17 @@ def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_ph
     uri = tmp_path / "ds"
     cmd = [str(BIN), "ingest", str(uri), "--images", f"T1w={src}", "--workers", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    manifest = uri / "manifest" / "__commits"  # one committed fragment per finished volume
+    volumes = uri / "collections" / "T1w" / "volumes"
+
+    def finished_volumes() -> set[str]:
+        # a volume's metadata (its ingest_record among it) is committed when its array is closed,
+        # after its voxels: a volume with metadata is finished
+        if not volumes.exists():
+            return set()
+        return {v.name for v in volumes.iterdir() if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir())}
 
     def committed() -> int:
-        return len([f for f in os.listdir(manifest) if f.endswith(".wrt")]) if manifest.exists() else 0
+        return len(finished_volumes())
 
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -169,13 +176,19 @@ def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_ph
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = committed()
+    done = finished_volumes()
+    done_before = len(done)
     assert 6 <= done_before < n, done_before
+    assert done == {str(i) for i in range(done_before)}  # one worker: positions in order
     before = _fragments(uri)
-    finished = {k: v for k, v in before.items() if int(k) < done_before}  # one worker: positions in order
+    finished = {k: v for k, v in before.items() if k in done}
     # nothing is registered yet: the interrupted collection is not even listed
     partial = ro.RadiObject(str(uri))
     assert "T1w" not in partial.collection_names and len(partial) == 0
+    # ... and verify refuses it: the finished volumes are on disk but not registered
+    report = verify(str(uri))
+    assert not report.ok
+    assert any("volume directories not registered" in str(p) or "volume directory not registered" in str(p) for p in report.problems), report
     # run again: finishes, skips what was done, rewrites nothing finished
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -190,6 +203,10 @@ def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_ph
     for i in (0, done_before - 1, done_before, n - 1):
         np.testing.assert_array_equal(t1.iloc[i].to_numpy(), np.asarray(nib.load(src / f"sub-{i:03d}.nii.gz").dataobj))
     assert verify(str(uri), deep=True).ok
+    # the manifest lists every source once: the killed run's finished volumes were recovered from
+    # their ingest_record
+    info = json.loads(subprocess.run([str(BIN), "info", str(uri), "--json"], capture_output=True, text=True).stdout)
+    assert info["manifest_sources"] == n
     # a third run has nothing to do
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert third.returncode == 0 and f"ingested 0 volume(s)" in third.stderr

@@ -2,12 +2,16 @@
 //!
 //! A dataset built by ingest carries a **manifest** (`<root>/manifest`, a dataframe) with one row
 //! per ingested source: `(collection, source)` → size, sha256, obs_id, shape, dtype, voxel
-//! checksum and the volume's obs row. A volume's manifest row is written only after the volume is
-//! complete, so the manifest is the ledger of finished work:
+//! checksum and the volume's obs row. Each volume carries its own row too, as the metadata key
+//! `ingest_record` (JSON), committed when the volume's array is closed, after its voxels: a volume
+//! with that key is finished. The manifest rows of a run are written once per collection, after
+//! its volumes (one fragment, not one per volume), so the ledger of finished work is the manifest
+//! plus the `ingest_record` of volumes a killed run wrote but did not yet list:
 //!
-//! * run again after a crash (even SIGKILL), ingest skips every source whose manifest row matches
-//!   (same size and checksum), removes half-written volumes of the others and writes them again,
-//!   then registers everything: every volume exactly once, none rewritten;
+//! * run again after a crash (even SIGKILL), ingest recovers the rows of finished volumes from
+//!   their `ingest_record`, skips every source whose row matches (same size and checksum), removes
+//!   half-written volumes of the others and writes them again, then registers everything: every
+//!   volume exactly once, none rewritten;
 //! * volume positions are deterministic (the sorted order of the sources of each collection), so a
 //!   resumed run writes each source where the first run would have;
 //! * registration (obs rows, volume members, counts, obs_meta) happens once per collection at the
@@ -354,6 +358,90 @@ impl ManifestRow {
     }
 }
 
+/// Volume metadata key holding the volume's manifest row as JSON (see the module docs).
+pub const INGEST_RECORD: &str = "ingest_record";
+
+/// A full manifest row, as written to the manifest and to the volume's `ingest_record`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct LedgerRow {
+    collection: String,
+    source: String,
+    size: u64,
+    mtime_ns: i64,
+    sha256: String,
+    obs_id: String,
+    obs_subject_id: String,
+    position: u64,
+    shape: Vec<u64>,
+    dtype: String,
+    voxel_checksum: String,
+    format: String,
+    obs: String,
+}
+
+impl LedgerRow {
+    fn manifest_row(&self) -> ManifestRow {
+        ManifestRow {
+            size: self.size,
+            mtime_ns: Some(self.mtime_ns),
+            sha256: self.sha256.clone(),
+            obs_id: self.obs_id.clone(),
+            position: self.position as i64,
+            shape: self.shape.clone(),
+            obs: self.obs.clone(),
+        }
+    }
+
+    /// The rows as one manifest frame.
+    fn frame(rows: &[LedgerRow]) -> Frame {
+        let s = |f: fn(&LedgerRow) -> String| Values::Str(rows.iter().map(f).collect());
+        let i = |f: fn(&LedgerRow) -> i64| Values::int64(rows.iter().map(f).collect());
+        Frame {
+            columns: vec![
+                Column::new("collection", s(|r| r.collection.clone())),
+                Column::new("source", s(|r| r.source.clone())),
+                Column::new("size", i(|r| r.size as i64)),
+                Column::new("mtime_ns", i(|r| r.mtime_ns)),
+                Column::new("sha256", s(|r| r.sha256.clone())),
+                Column::new("obs_id", s(|r| r.obs_id.clone())),
+                Column::new("obs_subject_id", s(|r| r.obs_subject_id.clone())),
+                Column::new("position", i(|r| r.position as i64)),
+                Column::new("shape", s(|r| serde_json::to_string(&r.shape).unwrap_or_default())),
+                Column::new("dtype", s(|r| r.dtype.clone())),
+                Column::new("voxel_checksum", s(|r| r.voxel_checksum.clone())),
+                Column::new("format", s(|r| r.format.clone())),
+                Column::new("obs", s(|r| r.obs.clone())),
+            ],
+        }
+    }
+}
+
+/// Rows of finished volumes under `volumes/` that a killed run wrote but never listed in the
+/// manifest, from their `ingest_record`. Directories without one are half-written; they are left
+/// for the run to remove and rewrite.
+fn recover_ledger(ctx: &Context, vbase: &str, registered: &[String], collection: &str) -> Result<Vec<LedgerRow>> {
+    let registered: HashSet<&str> = registered.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    for entry in ctx.vfs()?.ls(vbase).unwrap_or_default() {
+        let name = entry.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_digit()) || registered.contains(name) {
+            continue;
+        }
+        let uri = join(vbase, name);
+        if ctx.object_kind(&uri)? != Some(crate::context::ObjectKind::Array) {
+            continue;
+        }
+        let Ok(vol) = crate::volume::Volume::open(&uri, ctx) else { continue };
+        let Ok(Some(MetaValue::Str(json))) = vol.metadata().map(|m| m.get(INGEST_RECORD).cloned()) else { continue };
+        let row: LedgerRow = serde_json::from_str(&json)
+            .map_err(|e| Error::Invalid(format!("{uri}: corrupt {INGEST_RECORD} metadata: {e}")))?;
+        if row.collection == collection && row.position.to_string() == name {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
 const MANIFEST_INDEX: [&str; 2] = ["collection", "source"];
 
 fn manifest_schema() -> Vec<(String, ColumnType)> {
@@ -618,8 +706,8 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
     }
     ensure_dataset(&ctx, &root)?;
     let write = ctx.config().write.clone();
-    let manifest_rows = read_manifest(&ctx, &root)?;
-    let manifest = Mutex::new(Dataframe::open(&ctx, &join(&root, MANIFEST))?);
+    let mut manifest_rows = read_manifest(&ctx, &root)?;
+    let mut manifest = Dataframe::open(&ctx, &join(&root, MANIFEST))?;
     let workers = opts.max_workers.unwrap_or(ctx.config().read.max_workers as usize).max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
@@ -633,6 +721,13 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         let curi = join(&join(&root, COLLECTIONS), &spec.name);
         CollectionWriter::ensure_skeleton(&ctx, &curi, Some(&spec.name))?;
         let existing = VolumeCollection::open(&curi, &ctx)?;
+        let vbase = join(&curi, crate::collection::VOLUMES);
+        // Finished volumes of a killed run that the manifest does not list yet.
+        let mut recovered = recover_ledger(&ctx, &vbase, existing.members(), &spec.name)?;
+        recovered.retain(|r| !manifest_rows.contains_key(&(r.collection.clone(), r.source.clone())));
+        for r in &recovered {
+            manifest_rows.insert((r.collection.clone(), r.source.clone()), r.manifest_row());
+        }
         let Plan { todo: planned, registered, dropped } = plan(spec, &existing, &manifest_rows);
         // Registered sources must not have changed since they were ingested: compare size and
         // modification time, and the sha256 when those differ.
@@ -652,7 +747,7 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         })?;
         let total = planned.len();
         let done = AtomicUsize::new(0);
-        let vbase = join(&curi, crate::collection::VOLUMES);
+        let ledger: Mutex<Vec<LedgerRow>> = Mutex::new(Vec::new());
         let results: Vec<Result<(bool, bool)>> = pool.install(|| {
             planned
                 .par_iter()
@@ -683,45 +778,42 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                     if !image.warnings.is_empty() {
                         warnings.lock().extend(image.warnings.iter().cloned());
                     }
-                    let (checksum, shape) =
-                        with_bytes(&image.data, |bytes, layout, shape| -> Result<(String, Vec<u64>)> {
-                            let checksum = voxel_checksum(bytes, layout);
-                            let mut meta: Vec<(String, MetaValue)> = vec![
-                                ("obs_id".into(), MetaValue::from(p.obs_id.as_str())),
-                                ("voxel_checksum".into(), MetaValue::from(checksum.as_str())),
-                            ];
-                            meta.extend(
-                                image
-                                    .volume_metadata
-                                    .iter()
-                                    .filter(|(k, _)| opts.store_original_affine || k != "original_affine")
-                                    .map(|(k, v)| (k.clone(), MetaValue::from(v.as_str()))),
-                            );
-                            write_new_volume(&vuri, &shape, image.dtype(), &ctx, &write, &meta, Some((bytes, layout)))?;
-                            Ok((checksum, shape))
-                        })?;
-                    let row = Frame {
-                        columns: vec![
-                            Column::new("collection", Values::Str(vec![spec.name.clone()])),
-                            Column::new("source", Values::Str(vec![p.key.clone()])),
-                            Column::new("size", Values::int64(vec![size as i64])),
-                            Column::new("mtime_ns", Values::int64(vec![mtime])),
-                            Column::new("sha256", Values::Str(vec![sha.clone()])),
-                            Column::new("obs_id", Values::Str(vec![p.obs_id.clone()])),
-                            Column::new("obs_subject_id", Values::Str(vec![p.source.subject_id.clone()])),
-                            Column::new("position", Values::int64(vec![p.position as i64])),
-                            Column::new("shape", Values::Str(vec![serde_json::to_string(&shape).unwrap_or_default()])),
-                            Column::new("dtype", Values::Str(vec![image.dtype().to_string()])),
-                            Column::new("voxel_checksum", Values::Str(vec![checksum])),
-                            Column::new("format", Values::Str(vec![spec.format.as_str().to_owned()])),
-                            Column::new(
-                                "obs",
-                                Values::Str(vec![obs_json(&p.source.subject_id, &p.obs_id, &image.obs)]),
-                            ),
-                        ],
-                    };
+                    let record = with_bytes(&image.data, |bytes, layout, shape| -> Result<LedgerRow> {
+                        let checksum = voxel_checksum(bytes, layout);
+                        let record = LedgerRow {
+                            collection: spec.name.clone(),
+                            source: p.key.clone(),
+                            size,
+                            mtime_ns: mtime,
+                            sha256: sha.clone(),
+                            obs_id: p.obs_id.clone(),
+                            obs_subject_id: p.source.subject_id.clone(),
+                            position: p.position as u64,
+                            shape: shape.to_vec(),
+                            dtype: image.dtype().to_string(),
+                            voxel_checksum: checksum.clone(),
+                            format: spec.format.as_str().to_owned(),
+                            obs: obs_json(&p.source.subject_id, &p.obs_id, &image.obs),
+                        };
+                        let json = serde_json::to_string(&record)
+                            .map_err(|e| Error::Invalid(format!("cannot encode the ingest record: {e}")))?;
+                        let mut meta: Vec<(String, MetaValue)> = vec![
+                            ("obs_id".into(), MetaValue::from(p.obs_id.as_str())),
+                            ("voxel_checksum".into(), MetaValue::from(checksum.as_str())),
+                            (INGEST_RECORD.into(), MetaValue::from(json.as_str())),
+                        ];
+                        meta.extend(
+                            image
+                                .volume_metadata
+                                .iter()
+                                .filter(|(k, _)| opts.store_original_affine || k != "original_affine")
+                                .map(|(k, v)| (k.clone(), MetaValue::from(v.as_str()))),
+                        );
+                        write_new_volume(&vuri, &shape, image.dtype(), &ctx, &write, &meta, Some((bytes, layout)))?;
+                        Ok(record)
+                    })?;
                     drop(image);
-                    manifest.lock().write(&row)?;
+                    ledger.lock().push(record);
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if let Some(cb) = &opts.progress {
                         cb(&spec.name, n, total);
@@ -735,8 +827,18 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
             written += usize::from(w);
             repaired += usize::from(partial);
         }
-        // registration rows come from the manifest: the ledger of finished volumes
-        let rows_now = read_manifest(&ctx, &root)?;
+        // The run's rows (and the recovered ones) go to the manifest in one write; registration
+        // rows come from the ledger of finished volumes.
+        let mut ledger = ledger.into_inner();
+        ledger.extend(recovered.into_iter().filter(|r| !dropped.contains(&r.source)));
+        ledger.sort_by_key(|r| r.position);
+        if !ledger.is_empty() {
+            manifest.write(&LedgerRow::frame(&ledger))?;
+        }
+        let mut rows_now = manifest_rows.clone();
+        for r in &ledger {
+            rows_now.insert((r.collection.clone(), r.source.clone()), r.manifest_row());
+        }
         let mut rows = Frame::default();
         let mut dirs = Vec::with_capacity(planned.len());
         let mut shapes = Vec::with_capacity(planned.len());
@@ -760,7 +862,7 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         }
         if !dropped.is_empty() {
             let n = dropped.len();
-            manifest.lock().write(&Frame {
+            manifest.write(&Frame {
                 columns: vec![
                     Column::new("collection", Values::Str(vec![spec.name.clone(); n])),
                     Column::new("source", Values::Str(dropped)),
@@ -780,7 +882,7 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         dw.write_obs_meta(meta.clone())?;
     }
     let dataset = dw.finish()?;
-    manifest.lock().consolidate()?;
+    manifest.consolidate()?;
     let skipped = collections.iter().map(|c| c.sources.len()).sum::<usize>() - written;
     Ok(IngestReport { written, skipped, repaired, warnings: warnings.into_inner(), dataset })
 }

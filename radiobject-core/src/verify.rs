@@ -8,7 +8,9 @@
 //! * every subject with volumes has an `obs_meta` row, `obs_ids` lists exactly its obs_ids, and
 //!   obs_ids are unique across collections;
 //! * the ingest manifest (if any): every source it records is registered, with the recorded
-//!   shape, dtype and voxel checksum.
+//!   shape, dtype and voxel checksum;
+//! * no volume directory under `collections/*/volumes/` is left unregistered (what an interrupted
+//!   ingest or write leaves behind).
 //!
 //! Deep check (`deep`): every volume is read back and its voxels hashed against the
 //! `voxel_checksum` stored when it was written.
@@ -18,11 +20,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::collection::{LAYOUT_KEY, VolumeCollection};
+use crate::collection::{LAYOUT_KEY, VOLUMES, VolumeCollection};
 use crate::context::Context;
-use crate::dataset::{Dataset, obs_ids_json};
+use crate::dataset::{COLLECTIONS, Dataset, obs_ids_json};
 use crate::dtype::Layout;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageContext};
 use crate::ingest::manifest_frame;
 use crate::metadata::MetaValue;
 use crate::region::Region;
@@ -196,6 +198,62 @@ fn fortran_to_c(src: &[u8], shape: &[u64], elem: usize) -> Vec<u8> {
     out
 }
 
+/// Volume directories under `<root>/collections/*/volumes/` that no collection registers: what an
+/// interrupted ingest or write leaves (an ingest run again finishes them). Costs one listing per
+/// collection directory.
+fn check_stray_volumes(
+    ctx: &Context,
+    ds: &Dataset,
+    registered: &HashMap<String, VolumeCollection>,
+    r: &mut VerifyReport,
+) -> Result<()> {
+    let base = crate::group::join(ds.uri(), COLLECTIONS);
+    let vfs = ctx.vfs()?;
+    if !vfs.is_dir(&base).unwrap_or(false) {
+        return Ok(());
+    }
+    // Registered collections by directory name (listings give absolute URIs, a dataset opened by
+    // a relative path has relative ones).
+    let dir_name = |u: &str| u.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+    let by_dir: HashMap<String, &VolumeCollection> = registered.values().map(|c| (dir_name(c.uri()), c)).collect();
+    let mut dirs = vfs.ls(&base).at("list", &base)?;
+    dirs.sort();
+    for dir in dirs {
+        let name = dir_name(&dir);
+        let vbase = crate::group::join(dir.trim_end_matches('/'), VOLUMES);
+        if name.starts_with("__") || !vfs.is_dir(&vbase).unwrap_or(false) {
+            continue;
+        }
+        let members: HashSet<&str> =
+            by_dir.get(&name).map(|c| c.members().iter().map(String::as_str).collect()).unwrap_or_default();
+        let mut stray: Vec<u64> = vfs
+            .ls(&vbase)
+            .at("list", &vbase)?
+            .iter()
+            .filter_map(|e| e.trim_end_matches('/').rsplit('/').next().and_then(|n| n.parse::<u64>().ok()))
+            .filter(|n| !members.contains(n.to_string().as_str()))
+            .collect();
+        if stray.is_empty() {
+            continue;
+        }
+        stray.sort_unstable();
+        let shown: Vec<String> = stray.iter().take(5).map(ToString::to_string).collect();
+        let more = if stray.len() > 5 { format!(" and {} more", stray.len() - 5) } else { String::new() };
+        let what = if by_dir.contains_key(&name) { "" } else { " (the collection itself is not registered)" };
+        r.push(
+            format!("collections/{name}"),
+            format!(
+                "{} volume director{} not registered{what}: volumes/{{{}}}{more}; left by an interrupted \
+                 ingest or write: run the ingest again to finish it, or remove them",
+                stray.len(),
+                if stray.len() == 1 { "y" } else { "ies" },
+                shown.join(",")
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// Verifies the dataset at `uri`. Problems are collected in the report; an `Err` means the dataset
 /// could not be examined at all.
 pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
@@ -285,6 +343,7 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
         facts_by_coll.insert(name.clone(), facts);
         collections.insert(name.clone(), c);
     }
+    check_stray_volumes(&ctx, &ds, &collections, &mut r)?;
     // obs_meta
     let obs_ids_col = ds.obs_meta().column("obs_ids");
     let subjects = ds.obs_meta().column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
