@@ -196,12 +196,17 @@ fn chunked_direct_reads_match_for_narrow_tiles() {
         assert_eq!(vol.read_all::<f32>().unwrap(), data, "{name} full");
         for r in [[(3, 36), (2, 27), (1, 22)], [(0, 37), (0, 29), (5, 6)], [(6, 7), (0, 29), (0, 23)]] {
             let got = vol.read_region::<f32>(&Region::new(r.to_vec())).unwrap();
-            let want = data.slice(s![r[0].0 as usize..r[0].1 as usize, r[1].0 as usize..r[1].1 as usize, r[2].0 as usize..r[2].1 as usize]);
+            let want = data.slice(s![
+                r[0].0 as usize..r[0].1 as usize,
+                r[1].0 as usize..r[1].1 as usize,
+                r[2].0 as usize..r[2].1 as usize
+            ]);
             assert_eq!(got, want.into_dyn(), "{name} {r:?}");
         }
     }
     // 4D with narrow tiles along t too
-    let d4 = ndarray::ArrayD::from_shape_fn(IxDyn(&[9, 8, 7, 5]), |i| (i[0] * 1000 + i[1] * 100 + i[2] * 10 + i[3]) as f32);
+    let d4 =
+        ndarray::ArrayD::from_shape_fn(IxDyn(&[9, 8, 7, 5]), |i| (i[0] * 1000 + i[1] * 100 + i[2] * 10 + i[3]) as f32);
     let w = WriteConfig {
         tile: TileConfig { orientation: SliceOrientation::Isotropic, x: Some(4), y: Some(3), z: Some(2), t: 2 },
         ..Default::default()
