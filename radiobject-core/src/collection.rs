@@ -282,7 +282,7 @@ impl VolumeCollection {
     /// Current directory of every rank (reading volume metadata if the layout is not known to be
     /// sorted).
     fn current_dirs(&self) -> Result<Vec<String>> {
-        if self.len() > 0 && !self.marked_sorted() && !self.is_in_sorted_layout()? {
+        if !self.is_empty() && !self.marked_sorted() && !self.is_in_sorted_layout()? {
             self.remap()?;
         }
         (0..self.len())
@@ -463,10 +463,10 @@ impl CollectionWriter {
     ) -> Result<CollectionWriter> {
         let ctx = ctx.for_current_process()?;
         let uri = uri.trim_end_matches('/').to_owned();
-        if let Some(s) = shape {
-            if s.len() != 3 || s.contains(&0) {
-                return Err(Error::shape(format!("a collection shape is (x, y, z) with no zero axis, got {s:?}")));
-            }
+        if let Some(s) = shape
+            && (s.len() != 3 || s.contains(&0))
+        {
+            return Err(Error::shape(format!("a collection shape is (x, y, z) with no zero axis, got {s:?}")));
         }
         for (n, _) in obs_schema {
             if OBS_INDEX.contains(&n.as_str()) {
@@ -625,12 +625,12 @@ impl CollectionWriter {
         if self.seen.contains(obs_id) {
             return Err(Error::Alignment(format!("obs_id {obs_id:?} already exists in {}", self.uri)));
         }
-        if let Some(s) = &self.shape {
-            if shape.len() < 3 || shape[..3] != s[..] {
-                return Err(Error::shape(format!(
-                    "volume {obs_id:?} has shape {shape:?}; this collection holds volumes of shape {s:?}"
-                )));
-            }
+        if let Some(s) = &self.shape
+            && (shape.len() < 3 || shape[..3] != s[..])
+        {
+            return Err(Error::shape(format!(
+                "volume {obs_id:?} has shape {shape:?}; this collection holds volumes of shape {s:?}"
+            )));
         }
         Ok(())
     }

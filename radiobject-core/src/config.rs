@@ -333,19 +333,21 @@ impl S3Config {
                 self.multipart_part_size_mb
             )));
         }
-        if let Some(s) = &self.scheme {
-            if s != "http" && s != "https" {
-                return Err(Error::Config(format!("scheme must be 'http' or 'https', got {s:?}")));
-            }
+        if let Some(s) = &self.scheme
+            && s != "http"
+            && s != "https"
+        {
+            return Err(Error::Config(format!("scheme must be 'http' or 'https', got {s:?}")));
         }
         if let Some(e) = &self.endpoint {
             if e.trim().is_empty() {
                 return Err(Error::Config("endpoint must not be empty (use None for AWS)".into()));
             }
-            if let Some((scheme, _)) = e.split_once("://") {
-                if scheme != "http" && scheme != "https" {
-                    return Err(Error::Config(format!("endpoint scheme must be http or https, got {scheme:?}")));
-                }
+            if let Some((scheme, _)) = e.split_once("://")
+                && scheme != "http"
+                && scheme != "https"
+            {
+                return Err(Error::Config(format!("endpoint scheme must be http or https, got {scheme:?}")));
             }
         }
         Ok(())

@@ -334,9 +334,9 @@ pub fn global_context() -> Result<Context> {
 /// Drops the global context; the next [`global_context`] call builds a new one.
 pub fn reset_global_context() {
     let old = GLOBAL.lock().take();
-    if let Some(c) = old {
-        if !c.in_current_process() {
-            std::mem::forget(c);
-        }
+    if let Some(c) = old
+        && !c.in_current_process()
+    {
+        std::mem::forget(c);
     }
 }

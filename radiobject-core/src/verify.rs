@@ -139,10 +139,10 @@ fn check_volume(c: &VolumeCollection, rank: usize, deep: bool) -> VolumeFacts {
     if let Ok(info) = v.info() {
         f.shape = Some(info.shape.clone());
         f.dtype = Some(info.dtype.to_string());
-        if let Some(s) = c.shape() {
-            if info.shape.len() < 3 || info.shape[..3] != s[..] {
-                f.problems.push(format!("shape {:?} differs from the collection's {s:?}", info.shape));
-            }
+        if let Some(s) = c.shape()
+            && (info.shape.len() < 3 || info.shape[..3] != s[..])
+        {
+            f.problems.push(format!("shape {:?} differs from the collection's {s:?}", info.shape));
         }
     }
     f.checksum = meta.get("voxel_checksum").and_then(MetaValue::as_str).map(str::to_owned);
@@ -335,10 +335,10 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
                 r.warn(format!("{loc}, volume {}", c.obs_ids()[f.rank]), w.clone());
             }
         }
-        if let Some(layout) = c.metadata().get(LAYOUT_KEY).and_then(MetaValue::as_str) {
-            if layout != format!("sorted:{n}") {
-                r.push(&loc, format!("{LAYOUT_KEY} says {layout:?} but the collection has {n} volumes"));
-            }
+        if let Some(layout) = c.metadata().get(LAYOUT_KEY).and_then(MetaValue::as_str)
+            && layout != format!("sorted:{n}")
+        {
+            r.push(&loc, format!("{LAYOUT_KEY} says {layout:?} but the collection has {n} volumes"));
         }
         facts_by_coll.insert(name.clone(), facts);
         collections.insert(name.clone(), c);

@@ -420,10 +420,10 @@ impl Volume {
     }
 
     fn state(&self) -> Result<Arc<OpenState>> {
-        if let Some(st) = self.inner.state.read().as_ref() {
-            if st.ctx.in_current_process() {
-                return Ok(st.clone());
-            }
+        if let Some(st) = self.inner.state.read().as_ref()
+            && st.ctx.in_current_process()
+        {
+            return Ok(st.clone());
         }
         let mut w = self.inner.state.write();
         if let Some(st) = w.as_ref().filter(|s| s.ctx.in_current_process()) {
@@ -830,10 +830,10 @@ pub(crate) fn contiguous_bytes<'a, T: Element>(data: &ArrayViewD<'a, T>) -> (std
     if let Some(s) = data.clone().to_slice() {
         return (Cow::Borrowed(bytemuck::cast_slice(s)), Layout::RowMajor);
     }
-    if data.t().is_standard_layout() {
-        if let Some(s) = data.clone().to_slice_memory_order() {
-            return (Cow::Borrowed(bytemuck::cast_slice(s)), Layout::ColMajor);
-        }
+    if data.t().is_standard_layout()
+        && let Some(s) = data.clone().to_slice_memory_order()
+    {
+        return (Cow::Borrowed(bytemuck::cast_slice(s)), Layout::ColMajor);
     }
     let owned: Vec<T> = data.iter().copied().collect();
     (Cow::Owned(bytemuck::cast_slice(&owned).to_vec()), Layout::RowMajor)
