@@ -23,7 +23,7 @@ use crate::config::WriteConfig;
 use crate::context::Context;
 use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
 use crate::error::{Error, Result, StorageContext};
-use crate::group::{GroupInfo, GroupUpdate, create_group, join, read_group, update_group};
+use crate::group::{GroupInfo, GroupUpdate, create_group, join, leaf, read_group, update_group};
 use crate::metadata::MetaValue;
 
 /// Member name of the subject table.
@@ -258,6 +258,23 @@ impl std::fmt::Debug for DatasetWriter {
     }
 }
 
+/// Fills a new dataset root whose `collections` group exists: `obs_meta` (`obs_ids` first, then
+/// the given columns), both members, and zero counts.
+fn init_root(ctx: &Context, uri: &str, obs_meta_schema: &[(String, ColumnType)]) -> Result<()> {
+    let mut schema = vec![("obs_ids".to_owned(), ColumnType::STR)];
+    schema.extend(obs_meta_schema.iter().filter(|(n, _)| n != "obs_ids").cloned());
+    Dataframe::create(ctx, &join(uri, OBS_META), &["obs_subject_id", "obs_id"], &schema)?;
+    update_group(
+        ctx,
+        uri,
+        &GroupUpdate {
+            add: vec![(OBS_META.into(), OBS_META.into()), (COLLECTIONS.into(), COLLECTIONS.into())],
+            put: vec![("subject_count".into(), MetaValue::from(0i64)), ("n_collections".into(), MetaValue::from(0i64))],
+            ..Default::default()
+        },
+    )
+}
+
 impl DatasetWriter {
     /// Creates the dataset skeleton at `uri` (refused if anything exists there).
     pub fn create(ctx: &Context, uri: &str, obs_meta_schema: &[(String, ColumnType)]) -> Result<DatasetWriter> {
@@ -266,21 +283,7 @@ impl DatasetWriter {
         create_group(&ctx, &uri)?;
         let setup = (|| -> Result<()> {
             create_group(&ctx, &join(&uri, COLLECTIONS))?;
-            let mut schema = vec![("obs_ids".to_owned(), ColumnType::STR)];
-            schema.extend(obs_meta_schema.iter().filter(|(n, _)| n != "obs_ids").cloned());
-            Dataframe::create(&ctx, &join(&uri, OBS_META), &["obs_subject_id", "obs_id"], &schema)?;
-            update_group(
-                &ctx,
-                &uri,
-                &GroupUpdate {
-                    add: vec![(OBS_META.into(), OBS_META.into()), (COLLECTIONS.into(), COLLECTIONS.into())],
-                    put: vec![
-                        ("subject_count".into(), MetaValue::from(0i64)),
-                        ("n_collections".into(), MetaValue::from(0i64)),
-                    ],
-                    ..Default::default()
-                },
-            )
+            init_root(&ctx, &uri, obs_meta_schema)
         })();
         if let Err(e) = setup {
             let _ = ctx.remove_uri(&uri);
@@ -306,7 +309,6 @@ impl DatasetWriter {
         if ctx.object_kind(&uri)?.is_some() {
             return refuse("already a TileDB object".into());
         }
-        let leaf = |p: &str| p.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
         for entry in vfs.ls(&uri).at("list", &uri)? {
             if leaf(&entry) != COLLECTIONS {
                 return refuse(format!("holds {entry}"));
@@ -314,7 +316,7 @@ impl DatasetWriter {
         }
         for entry in vfs.ls(&base).unwrap_or_default() {
             let name = leaf(&entry);
-            if !keep.contains(&name) || ctx.object_kind(&entry)? != Some(crate::context::ObjectKind::Group) {
+            if !keep.iter().any(|k| k == name) || ctx.object_kind(&entry)? != Some(crate::context::ObjectKind::Group) {
                 return refuse(format!("holds {entry}, which is not one of the collections to keep"));
             }
         }
@@ -331,21 +333,7 @@ impl DatasetWriter {
             for g in [&uri, &base] {
                 crate::ffi::Group::create(ctx.tdb(), g).at("create group", g)?;
             }
-            let mut schema = vec![("obs_ids".to_owned(), ColumnType::STR)];
-            schema.extend(obs_meta_schema.iter().filter(|(n, _)| n != "obs_ids").cloned());
-            Dataframe::create(&ctx, &join(&uri, OBS_META), &["obs_subject_id", "obs_id"], &schema)?;
-            update_group(
-                &ctx,
-                &uri,
-                &GroupUpdate {
-                    add: vec![(OBS_META.into(), OBS_META.into()), (COLLECTIONS.into(), COLLECTIONS.into())],
-                    put: vec![
-                        ("subject_count".into(), MetaValue::from(0i64)),
-                        ("n_collections".into(), MetaValue::from(0i64)),
-                    ],
-                    ..Default::default()
-                },
-            )
+            init_root(&ctx, &uri, obs_meta_schema)
         })();
         if let Err(e) = setup {
             let _ = w.rollback();
