@@ -45,6 +45,16 @@ pub const OBS_INDEX: [&str; 2] = ["obs_subject_id", "obs_id"];
 pub const OBS: &str = "obs";
 /// Name of the volumes member.
 pub const VOLUMES: &str = "volumes";
+
+/// Names of the numbered directories (`<i>`) in a listing of a collection's `volumes/`.
+pub(crate) fn numbered_dirs(listing: &[String]) -> Vec<String> {
+    listing
+        .iter()
+        .map(|e| crate::group::leaf(e))
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect()
+}
 /// Collection metadata written by this library's writers: `sorted:<n_volumes>` says volume `i` of
 /// the sorted obs order is at `volumes/<i>` (ignored by the reference).
 pub const LAYOUT_KEY: &str = "radiobject_layout";

@@ -145,6 +145,11 @@ pub fn update_group(ctx: &Context, uri: &str, update: &GroupUpdate) -> Result<()
     g.close().at("close", uri)
 }
 
+/// Last component of a local path or URI (`a/b/c/` → `c`).
+pub fn leaf(uri: &str) -> &str {
+    uri.trim_end_matches('/').rsplit('/').next().unwrap_or_default()
+}
+
 /// `{base}/{child}` for local paths and URIs.
 pub fn join(base: &str, child: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), child)

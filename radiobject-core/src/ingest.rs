@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::collection::{CollectionWriter, VolumeCollection};
+use crate::collection::{CollectionWriter, VolumeCollection, numbered_dirs};
 use crate::context::Context;
 use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
 use crate::dataset::{COLLECTIONS, Dataset, DatasetWriter, OBS_META};
@@ -422,12 +422,11 @@ impl LedgerRow {
 fn recover_ledger(ctx: &Context, vbase: &str, registered: &[String], collection: &str) -> Result<Vec<LedgerRow>> {
     let registered: HashSet<&str> = registered.iter().map(String::as_str).collect();
     let mut rows = Vec::new();
-    for entry in ctx.vfs()?.ls(vbase).unwrap_or_default() {
-        let name = entry.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_digit()) || registered.contains(name) {
+    for name in numbered_dirs(&ctx.vfs()?.ls(vbase).unwrap_or_default()) {
+        if registered.contains(name.as_str()) {
             continue;
         }
-        let uri = join(vbase, name);
+        let uri = join(vbase, &name);
         if ctx.object_kind(&uri)? != Some(crate::context::ObjectKind::Array) {
             continue;
         }
@@ -835,15 +834,14 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         if !ledger.is_empty() {
             manifest.write(&LedgerRow::frame(&ledger))?;
         }
-        let mut rows_now = manifest_rows.clone();
         for r in &ledger {
-            rows_now.insert((r.collection.clone(), r.source.clone()), r.manifest_row());
+            manifest_rows.insert((r.collection.clone(), r.source.clone()), r.manifest_row());
         }
         let mut rows = Frame::default();
         let mut dirs = Vec::with_capacity(planned.len());
         let mut shapes = Vec::with_capacity(planned.len());
         for p in &planned {
-            let r = rows_now.get(&(spec.name.clone(), p.key.clone())).ok_or_else(|| {
+            let r = manifest_rows.get(&(spec.name.clone(), p.key.clone())).ok_or_else(|| {
                 Error::Invalid(format!("{}: finished volume missing from the manifest", p.source.path.display()))
             })?;
             rows.append(&obs_row_from_json(&r.obs)?)?;
@@ -854,9 +852,8 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         // half-written leftovers) are removed; dropped sources are marked in the manifest.
         let keep: HashSet<String> =
             existing.members().iter().cloned().chain(dirs.iter().map(ToString::to_string)).collect();
-        for entry in ctx.vfs()?.ls(&vbase).unwrap_or_default() {
-            let name = entry.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
-            if name.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() && !keep.contains(&name) {
+        for name in numbered_dirs(&ctx.vfs()?.ls(&vbase).unwrap_or_default()) {
+            if !keep.contains(&name) {
                 ctx.remove_uri(&join(&vbase, &name))?;
             }
         }

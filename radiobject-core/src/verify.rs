@@ -20,11 +20,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::collection::{LAYOUT_KEY, VOLUMES, VolumeCollection};
+use crate::collection::{LAYOUT_KEY, VOLUMES, VolumeCollection, numbered_dirs};
 use crate::context::Context;
 use crate::dataset::{COLLECTIONS, Dataset, obs_ids_json};
 use crate::dtype::Layout;
 use crate::error::{Error, Result, StorageContext};
+use crate::group::{join, leaf};
 use crate::ingest::manifest_frame;
 use crate::metadata::MetaValue;
 use crate::region::Region;
@@ -207,31 +208,28 @@ fn check_stray_volumes(
     registered: &HashMap<String, VolumeCollection>,
     r: &mut VerifyReport,
 ) -> Result<()> {
-    let base = crate::group::join(ds.uri(), COLLECTIONS);
+    let base = join(ds.uri(), COLLECTIONS);
     let vfs = ctx.vfs()?;
     if !vfs.is_dir(&base).unwrap_or(false) {
         return Ok(());
     }
     // Registered collections by directory name (listings give absolute URIs, a dataset opened by
     // a relative path has relative ones).
-    let dir_name = |u: &str| u.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
-    let by_dir: HashMap<String, &VolumeCollection> = registered.values().map(|c| (dir_name(c.uri()), c)).collect();
+    let by_dir: HashMap<&str, &VolumeCollection> = registered.values().map(|c| (leaf(c.uri()), c)).collect();
     let mut dirs = vfs.ls(&base).at("list", &base)?;
     dirs.sort();
     for dir in dirs {
-        let name = dir_name(&dir);
-        let vbase = crate::group::join(dir.trim_end_matches('/'), VOLUMES);
+        let name = leaf(&dir);
+        let vbase = join(dir.trim_end_matches('/'), VOLUMES);
         if name.starts_with("__") || !vfs.is_dir(&vbase).unwrap_or(false) {
             continue;
         }
         let members: HashSet<&str> =
-            by_dir.get(&name).map(|c| c.members().iter().map(String::as_str).collect()).unwrap_or_default();
-        let mut stray: Vec<u64> = vfs
-            .ls(&vbase)
-            .at("list", &vbase)?
+            by_dir.get(name).map(|c| c.members().iter().map(String::as_str).collect()).unwrap_or_default();
+        let mut stray: Vec<u64> = numbered_dirs(&vfs.ls(&vbase).at("list", &vbase)?)
             .iter()
-            .filter_map(|e| e.trim_end_matches('/').rsplit('/').next().and_then(|n| n.parse::<u64>().ok()))
-            .filter(|n| !members.contains(n.to_string().as_str()))
+            .filter(|n| !members.contains(n.as_str()))
+            .map(|n| n.parse().unwrap_or(u64::MAX))
             .collect();
         if stray.is_empty() {
             continue;
@@ -239,7 +237,7 @@ fn check_stray_volumes(
         stray.sort_unstable();
         let shown: Vec<String> = stray.iter().take(5).map(ToString::to_string).collect();
         let more = if stray.len() > 5 { format!(" and {} more", stray.len() - 5) } else { String::new() };
-        let what = if by_dir.contains_key(&name) { "" } else { " (the collection itself is not registered)" };
+        let what = if by_dir.contains_key(name) { "" } else { " (the collection itself is not registered)" };
         r.push(
             format!("collections/{name}"),
             format!(
