@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["Index", "align"]
 
@@ -155,6 +156,39 @@ class Index:
     def __repr__(self) -> str:
         n = len(self.keys)
         return f"Index({self.name!r}, {n} keys)" if self.name else f"Index({n} keys)"
+
+
+def _position(i: Any, n: int, what: str) -> int:
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"positions must be integers, got {type(i).__name__}")
+    j = int(i) + n if int(i) < 0 else int(i)
+    if not 0 <= j < n:
+        raise IndexError(f"position {int(i)} is out of range for {n} {what}")
+    return j
+
+
+def iloc_positions(key: Any, n: int, what: str) -> int | list[int]:
+    """The positions an ``iloc`` key selects among ``n`` ``what`` (e.g. ``"volumes"``).
+
+    An int (negative counts from the end) gives one position; a slice, a list/array of ints or a
+    boolean mask of length ``n`` give a list. ``IndexError`` out of range or for a mask of another
+    length, ``TypeError`` for any other key.
+    """
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        return _position(key, n, what)
+    if isinstance(key, slice):
+        return list(range(n)[key])
+    if isinstance(key, (list, tuple, np.ndarray, pd.Series)):
+        arr = np.asarray(key)
+        if arr.dtype == bool:
+            if arr.shape != (n,):
+                raise IndexError(f"boolean mask of length {arr.size} for {n} {what}")
+            return [int(i) for i in np.flatnonzero(arr)]
+        if arr.size == 0:
+            return []
+        if arr.dtype.kind in "iu":
+            return [_position(i, n, what) for i in arr.tolist()]
+    raise TypeError(f"iloc takes an int, a slice, a list of ints or a boolean mask; got {type(key).__name__}")
 
 
 def align(*indexes: Index) -> Index:

@@ -34,7 +34,7 @@ from radiobject._frames import frame_kinds, frame_to_pandas, py_value
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
 from radiobject.dataframe import Dataframe, query_frame
 from radiobject.exceptions import AlignmentError, InvalidArgumentError, SchemaError, ViewError
-from radiobject.indexing import Index
+from radiobject.indexing import Index, iloc_positions
 from radiobject.volume import Volume
 from radiobject.volume_collection import VolumeCollection
 
@@ -54,15 +54,6 @@ def _norm_uri(uri: str) -> str:
 
 def _same_uri(a: str, b: str) -> bool:
     return _norm_uri(a) == _norm_uri(b)
-
-
-def _normalize_position(i: Any, n: int) -> int:
-    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-        raise TypeError(f"positions must be integers, got {type(i).__name__}")
-    j = int(i) + n if int(i) < 0 else int(i)
-    if not 0 <= j < n:
-        raise IndexError(f"position {int(i)} is out of range for {n} subjects")
-    return j
 
 
 def _is_array_items(items: Any) -> bool:
@@ -108,24 +99,9 @@ class _ILoc:
         self._r = radi
 
     def __getitem__(self, key: Any) -> RadiObject:
-        r = self._r
-        subjects = r.obs_subject_ids
-        n = len(subjects)
-        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-            return r._with_subjects([subjects[_normalize_position(key, n)]])
-        if isinstance(key, slice):
-            return r._with_subjects(subjects[key])
-        if isinstance(key, (list, tuple, np.ndarray, pd.Series)):
-            arr = np.asarray(key)
-            if arr.dtype == bool:
-                if arr.shape != (n,):
-                    raise IndexError(f"boolean mask of length {arr.size} for {n} subjects")
-                return r._with_subjects([subjects[i] for i in np.flatnonzero(arr)])
-            if arr.size == 0:
-                return r._with_subjects([])
-            if arr.dtype.kind in "iu":
-                return r._with_subjects([subjects[_normalize_position(i, n)] for i in arr.tolist()])
-        raise TypeError(f"iloc takes an int, a slice, a list of ints or a boolean mask; got {type(key).__name__}")
+        subjects = self._r.obs_subject_ids
+        pos = iloc_positions(key, len(subjects), "subjects")
+        return self._r._with_subjects([subjects[pos]] if isinstance(pos, int) else [subjects[i] for i in pos])
 
 
 class _Loc:

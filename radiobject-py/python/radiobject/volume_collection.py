@@ -37,7 +37,7 @@ from radiobject._types import normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, get_radiobject_config, resolve_ctx
 from radiobject.dataframe import Dataframe, query_frame
 from radiobject.exceptions import AlignmentError, InvalidArgumentError, RadiObjectError, ViewError
-from radiobject.indexing import Index
+from radiobject.indexing import Index, iloc_positions
 from radiobject.parallel import map_on_threads
 from radiobject.volume import Volume
 
@@ -73,15 +73,6 @@ def renamed_obs_ids(subject_ids: Sequence[str], name: str) -> list[str]:
             seen[s] = seen.get(s, 0) + 1
             out.append(generate_obs_id(s, name, seen[s]))
     return out
-
-
-def _normalize_position(i: Any, n: int) -> int:
-    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-        raise TypeError(f"positions must be integers, got {type(i).__name__}")
-    j = int(i) + n if int(i) < 0 else int(i)
-    if not 0 <= j < n:
-        raise IndexError(f"position {int(i)} is out of range for {n} volumes")
-    return j
 
 
 class _Snapshot:
@@ -142,24 +133,11 @@ class _ILoc:
         self._vc = vc
 
     def __getitem__(self, key: Any) -> Volume | VolumeCollection:
-        vc = self._vc
-        ranks = vc._rank_seq
-        n = len(ranks)
-        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-            return vc._volume(ranks[_normalize_position(key, n)])
-        if isinstance(key, slice):
-            return vc._view(ranks[key])
-        arr = np.asarray(key) if isinstance(key, (list, tuple, np.ndarray, pd.Series)) else None
-        if arr is not None:
-            if arr.dtype == bool:
-                if arr.shape != (n,):
-                    raise IndexError(f"boolean mask of length {arr.size} for {n} volumes")
-                return vc._view([ranks[int(i)] for i in np.flatnonzero(arr)])
-            if arr.size == 0:
-                return vc._view([])
-            if arr.dtype.kind in "iu":
-                return vc._view([ranks[_normalize_position(i, n)] for i in arr.tolist()])
-        raise TypeError(f"iloc takes an int, a slice, a list of ints or a boolean mask; got {type(key).__name__}")
+        ranks = self._vc._rank_seq
+        pos = iloc_positions(key, len(ranks), "volumes")
+        if isinstance(pos, int):
+            return self._vc._volume(ranks[pos])
+        return self._vc._view([ranks[i] for i in pos])
 
 
 class _Loc:
