@@ -36,8 +36,8 @@ fi
 export VIRTUAL_ENV="$ROOT/.venv"
 stamp=.venv/.dev.lock.installed
 if ! cmp -s requirements/dev.lock "$stamp" 2>/dev/null; then
-  log "installing locked dependencies (requirements/dev.lock)"
-  "$UV" pip install -q --python .venv/bin/python -r requirements/dev.lock
+  log "installing locked dependencies (requirements/dev.lock; the first time this downloads ~3 GB, torch with its CUDA libraries, about 1-2 minutes)"
+  "$UV" pip install --python .venv/bin/python -r requirements/dev.lock
   cp requirements/dev.lock "$stamp"
 fi
 

@@ -11,6 +11,9 @@
 //!   the tile; the others get a [`Lookup::Wait`] on the same cell ("single flight").
 //! * Counters are exact: every tile lookup is either a hit (served without reading storage,
 //!   including lookups that waited for another thread's read) or a miss (this lookup read it).
+//! * Threads of a worker pool never wait for another thread's read ([`Lookup::Busy`]): the reader
+//!   may itself be waiting for that pool, so a pool thread that blocked on it could deadlock the
+//!   pool. A busy tile is read again by the pool thread instead (a miss, not cached twice).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -69,6 +72,9 @@ pub(crate) enum Lookup {
     Load(LoadGuard),
     /// Another thread is reading it.
     Wait(Arc<LoadCell>),
+    /// Another thread is reading it and the caller may not wait (a pool thread): the caller
+    /// reads the tile itself, without caching it. Counted as a miss.
+    Busy,
 }
 
 /// Exact counters of one cache, monotonic.
@@ -120,8 +126,9 @@ impl TileCache {
         s.bytes = 0;
     }
 
-    /// Looks up several tiles under one lock.
-    pub(crate) fn lookup_many(self: &Arc<Self>, keys: &[TileKey]) -> Vec<Lookup> {
+    /// Looks up several tiles under one lock. With `may_wait` false (pool threads), a tile
+    /// another thread is reading comes back as [`Lookup::Busy`] instead of [`Lookup::Wait`].
+    pub(crate) fn lookup_many(self: &Arc<Self>, keys: &[TileKey], may_wait: bool) -> Vec<Lookup> {
         let mut s = self.state.lock();
         let mut out = Vec::with_capacity(keys.len());
         let (mut hits, mut hit_bytes, mut misses) = (0u64, 0u64, 0u64);
@@ -133,7 +140,12 @@ impl TileCache {
                     let old = std::mem::replace(t, tick);
                     Some((Lookup::Hit(tile.clone()), Some(old), tile.len()))
                 }
-                Some(Slot::Loading(cell)) => Some((Lookup::Wait(cell.clone()), None, 0)),
+                Some(Slot::Loading(cell)) if may_wait => Some((Lookup::Wait(cell.clone()), None, 0)),
+                Some(Slot::Loading(_)) => {
+                    misses += 1;
+                    out.push(Lookup::Busy);
+                    continue;
+                }
                 None => None,
             };
             match found {
@@ -160,6 +172,11 @@ impl TileCache {
         c.hit_bytes.fetch_add(hit_bytes, Ordering::Relaxed);
         c.misses.fetch_add(misses, Ordering::Relaxed);
         out
+    }
+
+    /// Counts the bytes of a tile read for a [`Lookup::Busy`] (a miss that is not cached).
+    pub(crate) fn count_uncached_miss(&self, bytes: usize) {
+        self.counters.miss_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     fn complete(&self, key: TileKey, cell: &LoadCell, tile: Option<Tile>) {
@@ -225,10 +242,10 @@ mod tests {
     #[test]
     fn hit_after_load_and_exact_counters() {
         let c = TileCache::new(100);
-        let mut l = c.lookup_many(&[(1, 0)]);
+        let mut l = c.lookup_many(&[(1, 0)], true);
         let Some(Lookup::Load(g)) = l.pop() else { panic!("expected a miss") };
         g.fulfill(tile(10, 7));
-        let l = c.lookup_many(&[(1, 0)]);
+        let l = c.lookup_many(&[(1, 0)], true);
         assert!(matches!(&l[0], Lookup::Hit(t) if t[0] == 7));
         assert_eq!(c.counters.hits.load(Ordering::Relaxed), 1);
         assert_eq!(c.counters.misses.load(Ordering::Relaxed), 1);
@@ -240,24 +257,24 @@ mod tests {
     fn evicts_least_recently_used_within_budget() {
         let c = TileCache::new(25);
         for i in 0..3 {
-            let Some(Lookup::Load(g)) = c.lookup_many(&[(1, i)]).pop() else { panic!() };
+            let Some(Lookup::Load(g)) = c.lookup_many(&[(1, i)], true).pop() else { panic!() };
             g.fulfill(tile(10, i as u8));
             if i == 1 {
                 // touch tile 0 so tile 1 becomes the oldest
-                assert!(matches!(c.lookup_many(&[(1, 0)]).pop(), Some(Lookup::Hit(_))));
+                assert!(matches!(c.lookup_many(&[(1, 0)], true).pop(), Some(Lookup::Hit(_))));
             }
         }
         assert_eq!(c.usage(), (20, 2));
-        assert!(matches!(c.lookup_many(&[(1, 0)]).pop(), Some(Lookup::Hit(_))));
-        assert!(matches!(c.lookup_many(&[(1, 2)]).pop(), Some(Lookup::Hit(_))));
-        assert!(matches!(c.lookup_many(&[(1, 1)]).pop(), Some(Lookup::Load(_))));
+        assert!(matches!(c.lookup_many(&[(1, 0)], true).pop(), Some(Lookup::Hit(_))));
+        assert!(matches!(c.lookup_many(&[(1, 2)], true).pop(), Some(Lookup::Hit(_))));
+        assert!(matches!(c.lookup_many(&[(1, 1)], true).pop(), Some(Lookup::Load(_))));
         assert_eq!(c.counters.evictions.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn tiles_larger_than_the_budget_are_served_not_kept() {
         let c = TileCache::new(5);
-        let Some(Lookup::Load(g)) = c.lookup_many(&[(1, 0)]).pop() else { panic!() };
+        let Some(Lookup::Load(g)) = c.lookup_many(&[(1, 0)], true).pop() else { panic!() };
         g.fulfill(tile(10, 1));
         assert_eq!(c.usage(), (0, 0));
     }
@@ -265,12 +282,12 @@ mod tests {
     #[test]
     fn concurrent_misses_read_once() {
         let c = TileCache::new(1000);
-        let first = c.lookup_many(&[(9, 9)]).pop();
+        let first = c.lookup_many(&[(9, 9)], true).pop();
         let Some(Lookup::Load(g)) = first else { panic!() };
         let waiters: Vec<_> = (0..4)
             .map(|_| {
                 let c = c.clone();
-                std::thread::spawn(move || match c.lookup_many(&[(9, 9)]).pop() {
+                std::thread::spawn(move || match c.lookup_many(&[(9, 9)], true).pop() {
                     Some(Lookup::Wait(cell)) => cell.wait().map(|t| t[0]),
                     Some(Lookup::Hit(t)) => Some(t[0]),
                     _ => None,
@@ -287,12 +304,23 @@ mod tests {
     }
 
     #[test]
+    fn threads_that_may_not_wait_get_busy_and_a_miss() {
+        let c = TileCache::new(1000);
+        let Some(Lookup::Load(g)) = c.lookup_many(&[(2, 2)], false).pop() else { panic!() };
+        assert!(matches!(c.lookup_many(&[(2, 2)], false).pop(), Some(Lookup::Busy)));
+        assert_eq!(c.counters.misses.load(Ordering::Relaxed), 2);
+        assert_eq!(c.counters.hits.load(Ordering::Relaxed), 0);
+        g.fulfill(tile(4, 1));
+        assert!(matches!(c.lookup_many(&[(2, 2)], false).pop(), Some(Lookup::Hit(_))));
+    }
+
+    #[test]
     fn failed_load_releases_waiters() {
         let c = TileCache::new(1000);
-        let Some(Lookup::Load(g)) = c.lookup_many(&[(1, 1)]).pop() else { panic!() };
-        let Some(Lookup::Wait(cell)) = c.lookup_many(&[(1, 1)]).pop() else { panic!() };
+        let Some(Lookup::Load(g)) = c.lookup_many(&[(1, 1)], true).pop() else { panic!() };
+        let Some(Lookup::Wait(cell)) = c.lookup_many(&[(1, 1)], true).pop() else { panic!() };
         drop(g);
         assert!(cell.wait().is_none());
-        assert!(matches!(c.lookup_many(&[(1, 1)]).pop(), Some(Lookup::Load(_))));
+        assert!(matches!(c.lookup_many(&[(1, 1)], true).pop(), Some(Lookup::Load(_))));
     }
 }

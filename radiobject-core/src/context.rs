@@ -75,6 +75,15 @@ pub struct Context {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Worker pool size for pools created from now on in this process (0: the configuration's).
+static WORKER_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets the size of the worker pools this process creates from now on, whatever the
+/// configuration says (0 restores `ReadConfig.max_workers`). Used by DataLoader worker processes
+/// so that workers x threads does not exceed the cores; pools that already exist keep their size.
+pub fn set_process_worker_threads(n: usize) {
+    WORKER_THREADS.store(n, Ordering::Relaxed);
+}
 static REGISTRY: LazyLock<Mutex<Vec<Weak<Inner>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 static RETIRED: LazyLock<Mutex<CounterSnapshot>> = LazyLock::new(|| Mutex::new(CounterSnapshot::default()));
 static GLOBAL: LazyLock<Mutex<Option<Context>>> = LazyLock::new(|| Mutex::new(None));
@@ -180,7 +189,10 @@ impl Context {
     /// The worker pool (`ReadConfig.max_workers` threads), created on first use.
     pub fn pool(&self) -> Result<&rayon::ThreadPool> {
         let id = self.inner.id;
-        let workers = self.inner.config.read.max_workers as usize;
+        let workers = match WORKER_THREADS.load(Ordering::Relaxed) {
+            0 => self.inner.config.read.max_workers as usize,
+            n => n,
+        };
         self.inner
             .pool
             .get_or_init(|| {

@@ -88,6 +88,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A size decided by the input (a region, a batch, a volume) could not be allocated.
+    #[error("cannot allocate {bytes} bytes for {what}: not enough memory")]
+    OutOfMemory {
+        /// What the memory was for.
+        what: String,
+        /// Bytes requested.
+        bytes: u64,
+    },
+
+    /// Reading one item of a training batch failed.
+    #[error("item {index} ({uri}): {source}")]
+    Item {
+        /// Index of the item in its dataset.
+        index: u64,
+        /// The volume it reads.
+        uri: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A TileDB operation failed.
     #[error("TileDB {op} failed for {uri}: {source}")]
     Storage {

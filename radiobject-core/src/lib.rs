@@ -30,6 +30,7 @@ mod ffi;
 pub mod group;
 pub mod imaging;
 pub mod ingest;
+pub mod loader;
 pub mod metadata;
 pub mod parallel;
 pub mod region;
@@ -41,7 +42,9 @@ pub use config::{
     CompressionConfig, Compressor, OrientationConfig, RadiObjectConfig, ReadConfig, S3Config, SliceOrientation,
     TileConfig, WriteConfig, configure, global_config, reset_config,
 };
-pub use context::{Context, ObjectKind, global_context, process_snapshot, reset_global_context};
+pub use context::{
+    Context, ObjectKind, global_context, process_snapshot, reset_global_context, set_process_worker_threads,
+};
 pub use dtype::{Datatype, Element, Layout};
 pub use error::{Error, Result, TdbError};
 pub use metadata::MetaValue;

@@ -681,12 +681,22 @@ impl Volume {
         let mut have: Vec<(usize, Tile)> = Vec::with_capacity(tiles.len());
         let mut loads: Vec<(usize, LoadGuard)> = Vec::new();
         let mut waits: Vec<(usize, Arc<LoadCell>)> = Vec::new();
-        for (i, l) in st.ctx.cache().lookup_many(&keys).into_iter().enumerate() {
+        let mut busy: Vec<usize> = Vec::new();
+        // A pool thread never blocks on a tile another thread is reading: that thread may hold
+        // its load guards while it waits for this very pool (see crate::cache).
+        let may_wait = rayon::current_thread_index().is_none();
+        for (i, l) in st.ctx.cache().lookup_many(&keys, may_wait).into_iter().enumerate() {
             match l {
                 Lookup::Hit(t) => have.push((i, t)),
                 Lookup::Load(g) => loads.push((i, g)),
                 Lookup::Wait(c) => waits.push((i, c)),
+                Lookup::Busy => busy.push(i),
             }
+        }
+        for i in busy {
+            let tile = self.fetch_tile(st, &tiles[i])?;
+            st.ctx.cache().count_uncached_miss(tile.len());
+            have.push((i, tile));
         }
         let groups = group_missing(&tiles, loads);
         let fetched: Vec<Result<Vec<(usize, Tile)>>> = if groups.len() > 1 {
@@ -901,6 +911,18 @@ impl VolumeData {
     /// Shape of the array.
     pub fn shape(&self) -> &[usize] {
         macro_rules! s { ($($v:ident),*) => { match self { $(VolumeData::$v(a) => a.shape()),* } } }
+        s!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
+    }
+
+    /// The elements' bytes in memory order (empty for a non-contiguous array).
+    pub fn as_bytes(&self) -> &[u8] {
+        macro_rules! s { ($($v:ident),*) => { match self { $(VolumeData::$v(a) => a.as_slice_memory_order().map(bytemuck::cast_slice).unwrap_or(&[])),* } } }
+        s!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
+    }
+
+    /// The elements' bytes in memory order, writable (empty for a non-contiguous array).
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        macro_rules! s { ($($v:ident),*) => { match self { $(VolumeData::$v(a) => a.as_slice_memory_order_mut().map(bytemuck::cast_slice_mut).unwrap_or(&mut [])),* } } }
         s!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
     }
 }

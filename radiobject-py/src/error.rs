@@ -23,6 +23,8 @@ fn class_name(e: &Error) -> &'static str {
         Error::Alignment(_) => "AlignmentError",
         Error::Invalid(_) => "InvalidArgumentError",
         Error::Storage { .. } => "StorageError",
+        Error::OutOfMemory { .. } => "OutOfMemoryError",
+        Error::Item { source, .. } => class_name(source),
         _ => "RadiObjectError",
     }
 }

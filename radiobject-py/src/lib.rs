@@ -10,6 +10,7 @@ mod context;
 mod dataset;
 mod error;
 mod ingest;
+mod loader;
 mod volume;
 
 use pyo3::prelude::*;
@@ -26,6 +27,11 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PyContext>()?;
     m.add_class::<context::PyStatsScope>()?;
     m.add_class::<volume::PyVolume>()?;
+    m.add_class::<loader::PyPlan>()?;
+    m.add_class::<loader::PyPrefetcher>()?;
+    m.add_function(wrap_pyfunction!(loader::check_dataset_config, m)?)?;
+    m.add_function(wrap_pyfunction!(loader::shuffle_order, m)?)?;
+    m.add_function(wrap_pyfunction!(loader::set_process_worker_threads, m)?)?;
     dataset::register(m)?;
     m.add_function(wrap_pyfunction!(context::global_context, m)?)?;
     m.add_function(wrap_pyfunction!(context::validate_config, m)?)?;

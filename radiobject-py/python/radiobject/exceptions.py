@@ -19,6 +19,7 @@ class                              raised for
 ``SchemaError``                    column, schema or metadata conflicts (``ValueError``)
 ``IngestError``                    image discovery or format problems (``ValueError``)
 ``ViewError``                      mutating a read-only view (``TypeError``)
+``OutOfMemoryError``               a size decided by the input cannot be allocated (``MemoryError``)
 ================================  ===========================================================
 """
 
@@ -39,6 +40,7 @@ __all__ = [
     "AlreadyExistsError",
     "ObjectTypeError",
     "InvalidArgumentError",
+    "OutOfMemoryError",
 ]
 
 
@@ -96,3 +98,7 @@ class ObjectTypeError(RadiObjectError, ValueError):
 
 class InvalidArgumentError(RadiObjectError, ValueError):
     """An argument is invalid."""
+
+
+class OutOfMemoryError(RadiObjectError, MemoryError):
+    """A buffer whose size the input decides (a region, a batch, a mask) cannot be allocated."""
