@@ -1,4 +1,4 @@
-//! The `radiobject` command line: `ingest`, `verify`, `info`.
+//! The `radiobject` command line: `ingest`, `verify`, `info`, `bench-loader`.
 //!
 //! The same code runs as the `radiobject` binary and as `python -m radiobject` (through the Python
 //! extension), so both accept the same arguments and print the same output.
@@ -56,6 +56,19 @@ enum Command {
     Verify(VerifyArgs),
     /// Show what a dataset holds.
     Info(InfoArgs),
+    /// Measure training-loader settings (threads, prefetch, worker processes) on a dataset for a
+    /// bounded time and print the best as a ready-to-paste configuration (needs torch).
+    ///
+    /// Example: radiobject bench-loader brats.ro --collection T1w --patch 64 --seconds 60
+    #[command(disable_help_flag = true)]
+    BenchLoader(BenchLoaderArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchLoaderArgs {
+    /// Arguments of `python -m radiobject bench-loader` (see `radiobject bench-loader --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -350,6 +363,28 @@ fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
     Ok(0)
 }
 
+/// `bench-loader` measures torch loaders, so it runs in Python: the interpreter named by
+/// `RADIOBJECT_PYTHON`, else the `python` beside this binary (a virtual environment's), else
+/// `python3`.
+fn run_bench_loader(a: &BenchLoaderArgs) -> Result<i32, String> {
+    let python = std::env::var_os("RADIOBJECT_PYTHON").map(PathBuf::from).or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        let beside = exe.parent()?.join("python");
+        beside.is_file().then_some(beside)
+    });
+    let python = python.unwrap_or_else(|| PathBuf::from("python3"));
+    let status =
+        std::process::Command::new(&python).args(["-m", "radiobject", "bench-loader"]).args(&a.args).status().map_err(
+            |e| {
+                format!(
+                    "cannot run {}: {e} (set RADIOBJECT_PYTHON to a Python with radiobject and torch)",
+                    python.display()
+                )
+            },
+        )?;
+    Ok(status.code().unwrap_or(2))
+}
+
 /// Runs the command line with `args` (without the program name); returns the exit code:
 /// 0 success, 1 verification found problems, 2 error.
 pub fn run<I, T>(args: I) -> i32
@@ -370,6 +405,7 @@ where
         Command::Ingest(a) => run_ingest(&cli.global, a),
         Command::Verify(a) => run_verify(&cli.global, a),
         Command::Info(a) => run_info(&cli.global, a),
+        Command::BenchLoader(a) => run_bench_loader(a),
     };
     match res {
         Ok(code) => code,

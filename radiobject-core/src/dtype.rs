@@ -40,6 +40,62 @@ pub enum Datatype {
 }
 
 impl Datatype {
+    /// The type both `self` and `other` convert to without loss of range, as NumPy's
+    /// `result_type` decides for two arrays (`uint8`+`int16` -> `int16`, `int16`+`float32` ->
+    /// `float32`, `int32`+`float32` -> `float64`, `uint64`+`int64` -> `float64`). `None` for
+    /// non-numeric types.
+    pub fn promote(self, other: Datatype) -> Option<Datatype> {
+        use Datatype::*;
+        // (kind, bytes): kind 0 unsigned, 1 signed, 2 float
+        let class = |d: Datatype| -> Option<(u8, usize)> {
+            Some(match d {
+                UInt8 | UInt16 | UInt32 | UInt64 => (0, d.size()),
+                Int8 | Int16 | Int32 | Int64 => (1, d.size()),
+                Float32 | Float64 => (2, d.size()),
+                _ => return None,
+            })
+        };
+        let ((ka, sa), (kb, sb)) = (class(self)?, class(other)?);
+        let int = |signed: bool, bytes: usize| -> Datatype {
+            match (signed, bytes) {
+                (false, 1) => UInt8,
+                (false, 2) => UInt16,
+                (false, 4) => UInt32,
+                (false, _) => UInt64,
+                (true, 1) => Int8,
+                (true, 2) => Int16,
+                (true, 4) => Int32,
+                (true, _) => Int64,
+            }
+        };
+        Some(match (ka, kb) {
+            _ if self == other => self,
+            (2, 2) => {
+                if sa.max(sb) == 8 {
+                    Float64
+                } else {
+                    Float32
+                }
+            }
+            (2, _) | (_, 2) => {
+                let (fs, is) = if ka == 2 { (sa, sb) } else { (sb, sa) };
+                if fs == 8 || is >= 4 { Float64 } else { Float32 }
+            }
+            (0, 0) => int(false, sa.max(sb)),
+            (1, 1) => int(true, sa.max(sb)),
+            _ => {
+                let (us, ss) = if ka == 0 { (sa, sb) } else { (sb, sa) };
+                if us >= 8 {
+                    Float64
+                } else if ss > us {
+                    int(true, ss)
+                } else {
+                    int(true, us * 2)
+                }
+            }
+        })
+    }
+
     /// Bytes per value (1 for the string and byte types).
     pub fn size(self) -> usize {
         match self {
@@ -154,6 +210,29 @@ pub fn as_bytes_mut<T: Element>(s: &mut [T]) -> &mut [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn promotion_follows_numpy() {
+        use Datatype::*;
+        for (a, b, want) in [
+            (UInt8, Int16, Int16),
+            (UInt8, Int8, Int16),
+            (UInt16, Int16, Int32),
+            (UInt32, Int32, Int64),
+            (UInt64, Int64, Float64),
+            (Int16, Float32, Float32),
+            (Int32, Float32, Float64),
+            (UInt8, Float32, Float32),
+            (Float32, Float64, Float64),
+            (Int8, Int64, Int64),
+            (UInt8, UInt16, UInt16),
+            (Float32, Float32, Float32),
+        ] {
+            assert_eq!(a.promote(b), Some(want), "{a:?}+{b:?}");
+            assert_eq!(b.promote(a), Some(want), "{b:?}+{a:?}");
+        }
+        assert_eq!(Char.promote(Int8), None);
+    }
 
     #[test]
     fn numpy_names_round_trip() {

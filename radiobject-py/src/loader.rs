@@ -171,6 +171,13 @@ impl PyPlan {
         self.inner.config().seed
     }
 
+    /// Threads of the worker pool that reads this plan's batches (this process's context).
+    #[getter]
+    fn threads(&self, py: Python<'_>) -> PyResult<usize> {
+        let plan = self.inner.clone();
+        py.detach(move || plan.context().and_then(|c| c.pool().map(rayon::ThreadPool::current_num_threads))).py(py)
+    }
+
     /// Shape of one item of one channel of volume ``volume``.
     fn item_shape(&self, volume: usize) -> Vec<u64> {
         self.inner.item_shape(volume)

@@ -4,7 +4,7 @@
 //! 8×8×8 blocks that hold foreground, with the number of foreground voxels in each. A patch centre
 //! is then drawn by picking a block with probability proportional to its count (so every
 //! foreground voxel's block is as likely as under uniform voxel sampling) and a voxel of that
-//! block uniformly. The centre is within 7 voxels of a foreground voxel, the index costs 8 bytes
+//! block uniformly. The centre is within 7 voxels of a foreground voxel, the index costs 12 bytes
 //! per foreground block instead of 12–24 bytes per foreground voxel (a BraTS tumour: a few KB
 //! instead of megabytes), and nothing is read again during training.
 

@@ -11,7 +11,7 @@ use crate::dtype::Datatype;
 use crate::error::{Error, Result};
 use crate::loader::foreground::Foreground;
 use crate::loader::sampling::{Stream, below, word};
-use crate::loader::transpose::fortran_to_c_bytes;
+use crate::loader::transpose::fortran_to_c_convert;
 use crate::region::Region;
 use crate::volume::{Volume, VolumeData};
 use crate::with_voxel_type;
@@ -194,16 +194,12 @@ impl Plan {
                             first.subjects[i], ch.name, shapes[i], first.name
                         )));
                     }
-                    match dtype {
-                        None => dtype = Some(*dt),
-                        Some(d) if d != *dt => {
-                            return Err(Error::Invalid(format!(
-                                "key {:?}: collection '{}' stores {dt} but an earlier one stores {d}; one dtype per key is required",
-                                key.name, ch.name
-                            )));
-                        }
-                        Some(_) => {}
-                    }
+                    // One array per key: volumes of different dtypes are converted to the type
+                    // NumPy would stack them as (uint8 + int16 -> int16, int16 + float32 -> float32).
+                    dtype = Some(match dtype {
+                        None => *dt,
+                        Some(d) => d.promote(*dt).ok_or_else(|| Error::UnsupportedDtype(dt.to_string()))?,
+                    });
                 }
             }
             dtypes.push(dtype.unwrap_or(Datatype::Float32));
@@ -408,7 +404,7 @@ impl Plan {
         }
         // One job per (key, item, channel), each writing its own slice of its key's array.
         let dims: Vec<usize> = item_shape.iter().map(|&n| n as usize).collect();
-        let mut jobs: Vec<(&Volume, &Item, &mut [u8], usize)> = Vec::new();
+        let mut jobs: Vec<(&Volume, &Item, &mut [u8], Datatype)> = Vec::new();
         for ((key, arr), dtype) in self.keys.iter().zip(arrays.iter_mut()).zip(&self.dtypes) {
             let elem = dtype.size();
             let chunk = item_cells as usize * elem;
@@ -418,11 +414,11 @@ impl Plan {
             }
             for (k, out) in bytes.chunks_mut(chunk).enumerate() {
                 let (it, ch) = (&items[k / key.channels.len()], &key.channels[k % key.channels.len()]);
-                jobs.push((&ch.volumes[it.volume], it, out, elem));
+                jobs.push((&ch.volumes[it.volume], it, out, *dtype));
             }
         }
-        let read_one = |(vol, it, out, elem): (&Volume, &Item, &mut [u8], usize)| -> Result<()> {
-            read_transposed(vol, &it.region, &dims, elem, out).map_err(|e| Error::Item {
+        let read_one = |(vol, it, out, to): (&Volume, &Item, &mut [u8], Datatype)| -> Result<()> {
+            read_transposed(vol, &it.region, &dims, to, out).map_err(|e| Error::Item {
                 index: it.index,
                 uri: vol.uri().to_owned(),
                 source: Box::new(e),
@@ -445,25 +441,36 @@ impl Plan {
     }
 }
 
-/// Reads `region` of `vol` (Fortran order, into this thread's scratch) and writes it C-ordered
-/// into `out`.
-fn read_transposed(vol: &Volume, region: &Region, dims: &[usize], elem: usize, out: &mut [u8]) -> Result<()> {
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        let words = out.len().div_ceil(8);
-        if scratch.len() < words {
-            scratch.clear();
-            scratch.try_reserve_exact(words).map_err(|_| alloc_error("read buffer", out.len() as u128))?;
-            scratch.resize(words, 0);
+/// Reads `region` of `vol` (Fortran order, into this thread's scratch) and writes it C-ordered,
+/// as `to` voxels, into `out`.
+fn read_transposed(vol: &Volume, region: &Region, dims: &[usize], to: Datatype, out: &mut [u8]) -> Result<()> {
+    let from = vol.dtype()?;
+    let cells = out.len() / to.size();
+    let nbytes = cells * from.size();
+    // The scratch is taken out of the thread-local for the read: `read_into` may run other pool
+    // jobs on this thread while it waits (work stealing), and those may read items too.
+    let mut scratch = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    let words = nbytes.div_ceil(8);
+    if scratch.len() < words {
+        scratch.clear();
+        scratch.try_reserve_exact(words).map_err(|_| alloc_error("read buffer", nbytes as u128))?;
+        scratch.resize(words, 0);
+    }
+    let buf = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut scratch[..words])[..nbytes];
+    let res = vol.read_into(region, buf).and_then(|()| {
+        if fortran_to_c_convert(from, buf, dims, to, out) {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!("cannot convert {from} voxels to {to}")))
         }
-        let buf = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut scratch[..words])[..out.len()];
-        vol.read_into(region, buf)?;
-        if !fortran_to_c_bytes(elem, buf, dims, out) {
-            return Err(Error::Invalid(format!("cannot transpose {elem}-byte voxels")));
-        }
-        if scratch.len() * 8 > KEEP_SCRATCH_BYTES {
-            *scratch = Vec::new();
-        }
-        Ok(())
-    })
+    });
+    if scratch.len() * 8 <= KEEP_SCRATCH_BYTES {
+        SCRATCH.with(|cell| {
+            let mut kept = cell.borrow_mut();
+            if kept.len() < scratch.len() {
+                *kept = scratch;
+            }
+        });
+    }
+    res
 }

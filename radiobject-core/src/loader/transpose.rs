@@ -1,6 +1,8 @@
 //! Fortran-order to C-order copies: volumes are read x-fastest (as NIfTI stores them), training
 //! batches are C-contiguous `(B, C, X, Y, Z)` tensors (as torch expects them).
 
+use crate::dtype::Datatype;
+
 /// Block edge of the 2D transposes, in elements: a 16×16 block of 8-byte elements is 2 KiB per
 /// side, well inside L1.
 const BLOCK: usize = 16;
@@ -10,12 +12,19 @@ const BLOCK: usize = 16;
 /// Axes of length 1 are dropped first, so a `(X, Y, 1)` slice is a plain 2D transpose and a line
 /// is a plain copy. `src` and `dst` hold exactly `dims.iter().product()` elements.
 pub(crate) fn fortran_to_c<T: Copy>(src: &[T], dims: &[usize], dst: &mut [T]) {
+    fortran_to_c_map(src, dims, dst, |v| v);
+}
+
+/// [`fortran_to_c`] converting each element with `f` (e.g. `i16 as f32`).
+pub(crate) fn fortran_to_c_map<S: Copy, D>(src: &[S], dims: &[usize], dst: &mut [D], f: impl Fn(S) -> D + Copy) {
     let dims: Vec<usize> = dims.iter().copied().filter(|&n| n != 1).collect();
     let n = dims.len();
     debug_assert_eq!(src.len(), dims.iter().product::<usize>());
     debug_assert_eq!(src.len(), dst.len());
     if n <= 1 {
-        dst.copy_from_slice(src);
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = f(v);
+        }
         return;
     }
     // Strides (in elements) of each axis in the source (F) and destination (C) layouts.
@@ -33,7 +42,7 @@ pub(crate) fn fortran_to_c<T: Copy>(src: &[T], dims: &[usize], dst: &mut [T]) {
     loop {
         let s_off: usize = idx.iter().enumerate().map(|(k, &i)| i * s[k + 1]).sum();
         let t_off: usize = idx.iter().enumerate().map(|(k, &i)| i * t[k + 1]).sum();
-        transpose_2d(src, s_off, s[n - 1], dst, t_off, t[0], n0, nl);
+        transpose_2d(src, s_off, s[n - 1], dst, t_off, t[0], n0, nl, f);
         // Next middle index (any order: every combination is visited once).
         let mut k = 0;
         loop {
@@ -50,18 +59,19 @@ pub(crate) fn fortran_to_c<T: Copy>(src: &[T], dims: &[usize], dst: &mut [T]) {
     }
 }
 
-/// `dst[t_off + i0 * t0 + il] = src[s_off + i0 + il * sl]` for `i0 < n0`, `il < nl`, blocked.
+/// `dst[t_off + i0 * t0 + il] = f(src[s_off + i0 + il * sl])` for `i0 < n0`, `il < nl`, blocked.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn transpose_2d<T: Copy>(
-    src: &[T],
+fn transpose_2d<S: Copy, D>(
+    src: &[S],
     s_off: usize,
     sl: usize,
-    dst: &mut [T],
+    dst: &mut [D],
     t_off: usize,
     t0: usize,
     n0: usize,
     nl: usize,
+    f: impl Fn(S) -> D + Copy,
 ) {
     for b0 in (0..n0).step_by(BLOCK) {
         let e0 = (b0 + BLOCK).min(n0);
@@ -71,7 +81,7 @@ fn transpose_2d<T: Copy>(
                 let row = &mut dst[t_off + i0 * t0 + bl..t_off + i0 * t0 + el];
                 let base = s_off + i0;
                 for (j, d) in row.iter_mut().enumerate() {
-                    *d = src[base + (bl + j) * sl];
+                    *d = f(src[base + (bl + j) * sl]);
                 }
             }
         }
@@ -103,6 +113,27 @@ pub(crate) fn fortran_to_c_bytes(elem: usize, src: &[u8], dims: &[usize], dst: &
         8 => typed!(u64),
         _ => false,
     }
+}
+
+/// Transposes `src` (Fortran order, `from` voxels) into `dst` (C order, `to` voxels), converting
+/// each value as Rust's `as` does (the loader only converts to a promoted type, which holds every
+/// value). Returns false for a misaligned buffer or a non-voxel type.
+pub(crate) fn fortran_to_c_convert(from: Datatype, src: &[u8], dims: &[usize], to: Datatype, dst: &mut [u8]) -> bool {
+    if from == to {
+        return fortran_to_c_bytes(from.size(), src, dims, dst);
+    }
+    crate::with_voxel_type!(from, S => {
+        crate::with_voxel_type!(to, D => {
+            match (bytemuck::try_cast_slice::<u8, S>(src), bytemuck::try_cast_slice_mut::<u8, D>(dst)) {
+                (Ok(s), Ok(d)) => {
+                    #[allow(clippy::cast_lossless, clippy::unnecessary_cast)]
+                    fortran_to_c_map(s, dims, d, |v| v as D);
+                    true
+                }
+                _ => false,
+            }
+        }, _ => false)
+    }, _ => false)
 }
 
 #[cfg(test)]
@@ -156,5 +187,21 @@ mod tests {
         fortran_to_c(&src, &[2, 3, 4], &mut want);
         assert_eq!(dst, want);
         assert!(!fortran_to_c_bytes(3, &[0; 3], &[1], &mut [0; 3]));
+    }
+
+    #[test]
+    fn converting_transpose() {
+        let src: Vec<i16> = (0..24).map(|v| v * 3 - 30).collect();
+        let mut dst = vec![0f32; 24];
+        assert!(fortran_to_c_convert(
+            Datatype::Int16,
+            bytemuck::cast_slice(&src),
+            &[2, 3, 4],
+            Datatype::Float32,
+            bytemuck::cast_slice_mut(&mut dst)
+        ));
+        let mut want = vec![0i16; 24];
+        fortran_to_c(&src, &[2, 3, 4], &mut want);
+        assert_eq!(dst, want.iter().map(|&v| f32::from(v)).collect::<Vec<_>>());
     }
 }

@@ -41,6 +41,7 @@ from radiobject.exceptions import (
     DtypeError,
     IngestError,
     InvalidArgumentError,
+    OutOfMemoryError,
     NotFoundError,
     ObjectTypeError,
     RadiObjectError,
@@ -118,4 +119,5 @@ __all__ = [
     "AlreadyExistsError",
     "ObjectTypeError",
     "InvalidArgumentError",
+    "OutOfMemoryError",
 ]

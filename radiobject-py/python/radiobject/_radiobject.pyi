@@ -22,6 +22,11 @@ __all__ = [
     "NativeCollectionWriter",
     "NativeDataset",
     "NativeDatasetWriter",
+    "NativePlan",
+    "NativePrefetcher",
+    "check_dataset_config",
+    "shuffle_order",
+    "set_process_worker_threads",
     "global_context",
     "validate_config",
     "set_global_config",
@@ -419,6 +424,74 @@ class NativeDatasetWriter:
 
     def abort(self) -> None:
         """Removes the dataset if this writer created it."""
+
+_Batch = tuple[list[npt.NDArray[Any]], list[int], list[int], list[int], list[tuple[int, ...]], float]
+
+@final
+class NativePlan:
+    """A dataset's reading plan: validated channels, items and batch reads."""
+
+    def __new__(
+        cls,
+        keys: Sequence[tuple[str, Sequence[tuple[str, Sequence[NativeVolume], Sequence[str]]]]],
+        mode: str,
+        patch_size: tuple[int, int, int] | None = None,
+        axis: int = 2,
+        patches_per_volume: int = 1,
+        seed: int = 0,
+        foreground: tuple[int, int] | None = None,
+    ) -> NativePlan: ...
+    def __len__(self) -> int: ...
+    @property
+    def n_volumes(self) -> int:
+        """Volumes per channel."""
+    @property
+    def shapes(self) -> list[list[int]]:
+        """Shape of each volume."""
+    @property
+    def dtypes(self) -> list[str]:
+        """dtype name of each key's array."""
+    @property
+    def seed(self) -> int:
+        """The seed of every random choice."""
+    @property
+    def threads(self) -> int:
+        """Threads of the worker pool that reads this plan's batches."""
+    def item_shape(self, volume: int) -> list[int]:
+        """Shape of one item of one channel of volume ``volume``."""
+    def item(self, epoch: int, index: int) -> tuple[int, int, int, list[int]]:
+        """``(volume, patch_idx, slice_idx, start)`` of item ``index`` in ``epoch``."""
+    def read_batch(self, requests: Sequence[tuple[int, int]]) -> _Batch:
+        """Reads a batch of ``(epoch, index)`` items now."""
+    def prefetcher(self) -> NativePrefetcher:
+        """A prefetcher reading this plan's batches in the background."""
+    def foreground_summary(self) -> list[tuple[int, int]]:
+        """Foreground voxels and blocks of each mask."""
+    def counters(self) -> dict[str, float]:
+        """Cumulative counters of this plan's reads."""
+
+@final
+class NativePrefetcher:
+    """Batches read ahead on the context's pool, returned in submission order."""
+
+    def submit(self, requests: Sequence[tuple[int, int]]) -> None:
+        """Starts reading a batch of ``(epoch, index)`` items in the background."""
+    @property
+    def pending(self) -> int:
+        """Batches submitted and not taken yet."""
+    def next(self) -> tuple[_Batch, float] | None:
+        """Waits for the oldest submitted batch."""
+    def cancel(self) -> None:
+        """Cancels batches not started; waits for those reading."""
+
+def check_dataset_config(mode: str, patch_size: tuple[int, int, int] | None, patches_per_volume: int) -> None:
+    """Checks a dataset configuration."""
+
+def shuffle_order(seed: int, epoch: int, n: int) -> list[int]:
+    """A uniform random permutation of ``range(n)`` for ``(seed, epoch)``."""
+
+def set_process_worker_threads(n: int) -> None:
+    """Sets the worker pool size of pools this process creates from now on."""
 
 def global_context() -> Context:
     """The process-wide context (built lazily from the global configuration; rebuilt after

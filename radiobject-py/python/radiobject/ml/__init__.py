@@ -8,7 +8,9 @@ threads with the GIL released, read ahead of the training step, and identical fo
 epoch whatever the thread, worker or prefetch counts. See docs/loaders.md.
 """
 
-from radiobject.ml.compat import Compose, VolumeCollectionSubjectsDataset
+from typing import Any
+
+from radiobject.ml.compat import VolumeCollectionSubjectsDataset
 from radiobject.ml.config import DatasetConfig, LoadingMode
 from radiobject.ml.datasets import EpochIndex, SegmentationDataset, VolumeCollectionDataset
 from radiobject.ml.distributed import create_distributed_dataloader, set_epoch
@@ -41,3 +43,11 @@ __all__ = [
     "create_validation_dataloader",
     "set_epoch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Compose":  # MONAI's (or TorchIO's) Compose, imported on first use
+        from radiobject.ml import compat
+
+        return compat.Compose
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ without adding read speed; use them for heavy Python transforms (docs/loaders.md
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +170,8 @@ def create_training_dataloader(
     if verify:
         preflight(colls)
     if slice_orientation is not None:
+        if patch_size is not None:
+            raise ValueError("give either patch_size (3D patches) or slice_orientation (2D slices), not both")
         config = DatasetConfig(loading_mode=LoadingMode.SLICE_2D, slice_orientation=slice_orientation)
     else:
         config = DatasetConfig(
@@ -250,6 +253,8 @@ def create_segmentation_dataloader(
     """A shuffling, ``drop_last`` loader of ``{"image": (B, 1, ...), "mask": (B, 1, ...), ...}``
     batches; ``foreground_sampling`` centres patches on the mask's foreground."""
     colls = _as_list(image) + _as_list(mask)
+    if foreground_sampling and patch_size is None:
+        warnings.warn("foreground_sampling applies to patches; without patch_size whole volumes are read", stacklevel=2)
     if verify:
         preflight(colls)
     config = DatasetConfig(loading_mode=_mode(patch_size), patch_size=patch_size, patches_per_volume=patches_per_volume)

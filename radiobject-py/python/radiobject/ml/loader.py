@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -206,13 +207,15 @@ class _NativeIter:
         skipped = loader._pending_skip_batches
         loader._pending_skip_batches = 0
         self._batches = iter(loader.batch_sampler)  # type: ignore[arg-type]
-        epoch = getattr(loader.sampler, "current_epoch", None)
-        self._pass = loader._begin(0 if epoch is None else epoch, skipped)
         self._pref = self._ds._plan.prefetcher()
         self._pending: deque[list[Any]] = deque()
         self._exhausted = False
         self._len = max(0, len(loader) - skipped)
         _LIVE.add(self)
+        # Start reading now: this also starts the sampler, which fixes the epoch of this pass.
+        self._fill(max(1, loader.prefetch))
+        epoch = getattr(loader.sampler, "current_epoch", None)
+        self._pass = loader._begin(0 if epoch is None else epoch, skipped)
 
     def __iter__(self) -> _NativeIter:
         return self
@@ -236,8 +239,8 @@ class _NativeIter:
         if not self._pending:
             self._finish()
             raise StopIteration
-        got = self._pref.next()
         idx = self._pending.popleft()
+        got = self._pref.next()  # raises the error of a failed item at its own batch
         assert got is not None
         result, _waited = got
         self._fill(self._loader.prefetch)  # keep `prefetch` batches reading during the step
@@ -304,9 +307,18 @@ class _WorkerIter:
         p.wait += now - t0
         p.t_last = now
         p.batches += 1
-        p.samples += self._loader.batch_size or 1
+        p.samples += _batch_len(batch, self._loader.batch_size or 1)
         self._loader._yielded = p.skipped + p.batches
         return batch
+
+
+def _batch_len(batch: Any, default: int) -> int:
+    """Number of items in a collated batch (its first tensor's length)."""
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else [batch]
+    for v in values:
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            return int(v.shape[0])
+    return default
 
 
 class RadiObjectDataLoader(DataLoader):
@@ -337,6 +349,12 @@ class RadiObjectDataLoader(DataLoader):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+        if prefetch is not None and num_workers > 0:
+            warnings.warn(
+                "prefetch applies to num_workers=0 (native read-ahead); with worker processes torch's "
+                "prefetch_factor decides how far they read ahead",
+                stacklevel=3,
+            )
         prefetch = DEFAULT_PREFETCH if prefetch is None else prefetch
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
@@ -479,12 +497,13 @@ class RadiObjectDataLoader(DataLoader):
 
 
 def _threads(loader: DataLoader) -> int:
-    from radiobject.ctx import get_radiobject_config
+    """Reader threads of one process of the loader: the worker pool of the context its volumes
+    read through, or each worker's share of the cores."""
     from radiobject.ml.utils.worker_init import worker_threads
 
     if loader.num_workers > 0:
         return worker_threads(loader.num_workers)
-    return int(get_radiobject_config().read.max_workers)
+    return int(loader.dataset._plan.threads)  # type: ignore[attr-defined]
 
 
 def _cache_scope() -> Any:

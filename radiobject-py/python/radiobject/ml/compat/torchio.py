@@ -15,13 +15,10 @@ from radiobject.ml.utils.labels import load_labels
 if TYPE_CHECKING:
     from radiobject.volume_collection import VolumeCollection
 
-try:
-    import torchio as tio
+import importlib.util
 
-    HAS_TORCHIO = True
-except ImportError:
-    tio = None
-    HAS_TORCHIO = False
+#: Whether TorchIO is installed (imported on first use: it is slow to import).
+HAS_TORCHIO = importlib.util.find_spec("torchio") is not None
 
 __all__ = ["VolumeCollectionSubjectsDataset", "HAS_TORCHIO"]
 
@@ -54,6 +51,8 @@ class VolumeCollectionSubjectsDataset(Dataset):
         return self._n_subjects
 
     def __getitem__(self, idx: int) -> Any:
+        import torchio as tio
+
         from radiobject.parallel import read_regions
 
         if not -self._n_subjects <= idx < self._n_subjects:

@@ -223,8 +223,16 @@ class PlanDataset(Dataset):
         """The batch ``default_collate`` would build from ``samples``, reusing the batch arrays
         (no copy) for the voxel keys and collating only the small metadata."""
         big = dict(zip(self._big_keys(), tensors))
+        keys = list(samples[0])
+        for s in samples[1:]:
+            if list(s) != keys:
+                missing = sorted(set(keys) ^ set(s))
+                raise ValueError(
+                    f"items of one batch differ in keys {missing} (volumes {samples[0]['idx']} and {s['idx']}); "
+                    "when labels are given, every volume needs one"
+                )
         out: dict[str, Any] = {}
-        for key in samples[0]:
+        for key in keys:
             out[key] = big[key] if key in big else default_collate([s[key] for s in samples])
         return out
 

@@ -16,9 +16,14 @@ def worker_threads(num_workers: int) -> int:
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """Gives this DataLoader worker process its own context (unlike the reference, which builds
-    one and throws it away): volumes inherited from the parent reopen through it on first use,
-    and its worker pool gets ``cores // num_workers`` threads."""
+    """Sizes this DataLoader worker's reader pool to ``cores // num_workers`` threads, so that
+    workers x threads does not exceed the cores.
+
+    The worker's own context needs nothing here: a forked worker never uses its parent's
+    contexts (volumes inherited from the parent reopen through a context of the worker on first
+    use, the global one for volumes of the parent's global context), and a spawned worker
+    unpickles the dataset into contexts of its own. The reference's ``worker_init_fn`` builds a
+    context and throws it away."""
     import torch.utils.data
 
     info = torch.utils.data.get_worker_info()
