@@ -50,7 +50,7 @@ pub use error::{Error, Result, TdbError};
 pub use metadata::MetaValue;
 pub use region::Region;
 pub use stats::{CacheStats, CounterSnapshot, S3Stats, StatsScope};
-pub use volume::{VOXELS_ATTR, Volume, VolumeData, VolumeInfo};
+pub use volume::{CacheUse, VOXELS_ATTR, Volume, VolumeData, VolumeInfo};
 
 /// The libtiledb version loaded at run time, e.g. `(2, 30, 0)`.
 pub fn tiledb_version() -> (i32, i32, i32) {

@@ -41,6 +41,17 @@ pub const DIM_NAMES: [&str; 4] = ["x", "y", "z", "t"];
 /// Reads below this size are done in one query (splitting costs more than it saves).
 const PARALLEL_MIN_BYTES: usize = 4 << 20;
 
+/// How a read uses the tile cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheUse {
+    /// Regions through the cache; whole volumes and regions larger than a quarter of the budget
+    /// straight into the result.
+    #[default]
+    Auto,
+    /// Whole volumes through the cache as well, when they fit a quarter of the budget.
+    PreferCache,
+}
+
 /// What a volume array holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeInfo {
@@ -570,6 +581,13 @@ impl Volume {
     /// `out` in one query (TileDB decodes its tiles in parallel): caching them would double their memory,
     /// and training loops that read whole volumes cycle through more data than a cache holds.
     pub fn read_into(&self, region: &Region, out: &mut [u8]) -> Result<()> {
+        self.read_into_with(region, out, CacheUse::Auto)
+    }
+
+    /// [`read_into`](Self::read_into) with a choice of how whole-volume reads use the tile cache:
+    /// [`CacheUse::PreferCache`] caches them too when they fit a quarter of the budget (training
+    /// epochs over whole volumes that fit the cache then read epoch 2+ from memory).
+    pub fn read_into_with(&self, region: &Region, out: &mut [u8], cache_use: CacheUse) -> Result<()> {
         let st = self.state()?;
         region.check_within(&st.info.shape)?;
         let elem = st.info.dtype.size();
@@ -581,7 +599,8 @@ impl Volume {
         reads.regions.fetch_add(1, Ordering::Relaxed);
         let cache = st.ctx.cache();
         let footprint = st.grid.footprint_bytes(region, elem);
-        if !cache.enabled() || region.is_full(&st.info.shape) || footprint > cache.budget() as u64 / 4 {
+        let whole = region.is_full(&st.info.shape) && cache_use == CacheUse::Auto;
+        if !cache.enabled() || whole || footprint > cache.budget() as u64 / 4 {
             reads.bypass_reads.fetch_add(1, Ordering::Relaxed);
             reads.bypass_bytes.fetch_add(want as u64, Ordering::Relaxed);
             self.read_direct(&st, region, out)

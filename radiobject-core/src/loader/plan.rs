@@ -13,7 +13,7 @@ use crate::loader::foreground::Foreground;
 use crate::loader::sampling::{Stream, below, word};
 use crate::loader::transpose::fortran_to_c_convert;
 use crate::region::Region;
-use crate::volume::{Volume, VolumeData};
+use crate::volume::{CacheUse, Volume, VolumeData};
 use crate::with_voxel_type;
 
 /// How items are cut from volumes.
@@ -417,8 +417,10 @@ impl Plan {
                 jobs.push((&ch.volumes[it.volume], it, out, *dtype));
             }
         }
+        // Whole volumes go through the tile cache when they fit it: epoch 2+ then reads memory.
+        let cache_use = if self.config.mode == Mode::FullVolume { CacheUse::PreferCache } else { CacheUse::Auto };
         let read_one = |(vol, it, out, to): (&Volume, &Item, &mut [u8], Datatype)| -> Result<()> {
-            read_transposed(vol, &it.region, &dims, to, out).map_err(|e| Error::Item {
+            read_transposed(vol, &it.region, &dims, to, cache_use, out).map_err(|e| Error::Item {
                 index: it.index,
                 uri: vol.uri().to_owned(),
                 source: Box::new(e),
@@ -443,7 +445,14 @@ impl Plan {
 
 /// Reads `region` of `vol` (Fortran order, into this thread's scratch) and writes it C-ordered,
 /// as `to` voxels, into `out`.
-fn read_transposed(vol: &Volume, region: &Region, dims: &[usize], to: Datatype, out: &mut [u8]) -> Result<()> {
+fn read_transposed(
+    vol: &Volume,
+    region: &Region,
+    dims: &[usize],
+    to: Datatype,
+    cache_use: CacheUse,
+    out: &mut [u8],
+) -> Result<()> {
     let from = vol.dtype()?;
     let cells = out.len() / to.size();
     let nbytes = cells * from.size();
@@ -457,7 +466,7 @@ fn read_transposed(vol: &Volume, region: &Region, dims: &[usize], to: Datatype, 
         scratch.resize(words, 0);
     }
     let buf = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut scratch[..words])[..nbytes];
-    let res = vol.read_into(region, buf).and_then(|()| {
+    let res = vol.read_into_with(region, buf, cache_use).and_then(|()| {
         if fortran_to_c_convert(from, buf, dims, to, out) {
             Ok(())
         } else {

@@ -193,6 +193,8 @@ class PlanDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> Samples:
         """Reads the items of a batch in one native call (parallel, GIL released)."""
         requests = [self._resolve(i) for i in indices]
+        if self._shared_stats is not None:
+            _process_scope()  # counts from before this worker's first read
         samples = self._samples_from(self._plan.read_batch(requests))
         if self._shared_stats is not None:
             arrays, seconds = self._last_read

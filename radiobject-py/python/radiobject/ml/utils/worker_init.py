@@ -29,3 +29,6 @@ def worker_init_fn(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     n = info.num_workers if info is not None else 1
     _rb.set_process_worker_threads(worker_threads(n))
+    from radiobject.ml.datasets._base import _process_scope
+
+    _process_scope()  # the worker's cache counters start here, before its first read
