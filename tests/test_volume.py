@@ -277,3 +277,26 @@ def test_unsupported_index_kinds(tmp_uri, make_phantom):
     for key in ([0, 1], None, "a", (0.5, 0, 0), np.array([True])):
         with pytest.raises((TypeError, IndexError)):
             vol[key]
+
+
+def test_huge_regions_raise_instead_of_aborting(tmp_uri, make_phantom):
+    """The region is checked before the output is allocated (this used to abort the interpreter
+    with `memory allocation of 4000000000000000000 bytes failed`); run in a subprocess so that a
+    regression fails the test instead of killing pytest."""
+    import subprocess
+    import sys
+    import textwrap
+
+    uri = tmp_uri("v")
+    Volume.from_numpy(uri, make_phantom((16, 12, 8)))
+    code = textwrap.dedent(f"""
+        import radiobject as ro
+        vol = ro.Volume({uri!r})
+        try:
+            vol.read([(0, 10**6)] * 3)
+        except ro.RegionError as e:
+            print("RegionError", e)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "RegionError" in proc.stdout and "out of bounds" in proc.stdout

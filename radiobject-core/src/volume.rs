@@ -31,7 +31,7 @@ use crate::dtype::{Datatype, Element, Layout};
 use crate::error::{Error, Result, StorageContext};
 use crate::ffi::{self, AttrSpec, DimSpec, FilterSpec, Mode, ObjectType, SchemaSpec};
 use crate::metadata::MetaValue;
-use crate::region::{Region, TileGrid, copy_box, intersect};
+use crate::region::{Region, TileGrid, copy_box, copy_box_f_to_c, intersect};
 
 /// Name of the voxel attribute.
 pub const VOXELS_ATTR: &str = "voxels";
@@ -588,6 +588,18 @@ impl Volume {
     /// [`CacheUse::PreferCache`] caches them too when they fit a quarter of the budget (training
     /// epochs over whole volumes that fit the cache then read epoch 2+ from memory).
     pub fn read_into_with(&self, region: &Region, out: &mut [u8], cache_use: CacheUse) -> Result<()> {
+        self.read_impl(region, out, cache_use, false)
+    }
+
+    /// Like [`read_into_with`](Self::read_into_with), writing `out` in **C order** (last axis
+    /// fastest, as NumPy and torch lay out arrays by default). Cached reads copy each tile's part
+    /// transposed straight into `out` (no extra pass); reads that bypass the cache decode into a
+    /// temporary Fortran-ordered buffer first.
+    pub fn read_into_c(&self, region: &Region, out: &mut [u8], cache_use: CacheUse) -> Result<()> {
+        self.read_impl(region, out, cache_use, true)
+    }
+
+    fn read_impl(&self, region: &Region, out: &mut [u8], cache_use: CacheUse, c_order: bool) -> Result<()> {
         let st = self.state()?;
         region.check_within(&st.info.shape)?;
         let elem = st.info.dtype.size();
@@ -603,9 +615,22 @@ impl Volume {
         if !cache.enabled() || whole || footprint > cache.budget() as u64 / 4 {
             reads.bypass_reads.fetch_add(1, Ordering::Relaxed);
             reads.bypass_bytes.fetch_add(want as u64, Ordering::Relaxed);
-            self.read_direct(&st, region, out)
+            if !c_order {
+                return self.read_direct(&st, region, out);
+            }
+            let mut tmp: Vec<u8> = Vec::new();
+            tmp.try_reserve_exact(want).map_err(|_| Error::OutOfMemory {
+                what: format!("region {region} of {}", self.inner.uri),
+                bytes: want as u64,
+            })?;
+            tmp.resize(want, 0);
+            self.read_direct(&st, region, &mut tmp)?;
+            let shape = usize_vec(&region.shape());
+            let zero = vec![0; shape.len()];
+            copy_box_f_to_c(elem, &tmp, &shape, &zero, out, &shape, &zero, &shape);
+            Ok(())
         } else {
-            self.read_cached(&st, region, out)
+            self.read_cached(&st, region, out, c_order)
         }
     }
 
@@ -694,7 +719,7 @@ impl Volume {
         Ok(out)
     }
 
-    fn read_cached(&self, st: &OpenState, region: &Region, out: &mut [u8]) -> Result<()> {
+    fn read_cached(&self, st: &OpenState, region: &Region, out: &mut [u8], c_order: bool) -> Result<()> {
         let tiles = st.grid.tiles_overlapping(region);
         let keys: Vec<TileKey> = tiles.iter().map(|c| (st.version, st.grid.linear(c))).collect();
         let mut have: Vec<(usize, Tile)> = Vec::with_capacity(tiles.len());
@@ -733,7 +758,7 @@ impl Volume {
             };
             have.push((i, tile));
         }
-        self.assemble(st, region, &tiles, &have, out)
+        self.assemble(st, region, &tiles, &have, out, c_order)
     }
 
     /// Copies the parts of `have` (tiles) inside `region` into `out`.
@@ -744,8 +769,23 @@ impl Volume {
         tiles: &[Vec<u64>],
         have: &[(usize, Tile)],
         out: &mut [u8],
+        c_order: bool,
     ) -> Result<()> {
         let elem = st.info.dtype.size();
+        if c_order {
+            // One transposing copy per tile, on this thread (the loaders read items in parallel).
+            let dshape = usize_vec(&region.shape());
+            for (i, tile) in have {
+                let tb = st.grid.tile_box(&tiles[*i]);
+                let Some(inter) = intersect(&tb, region.ranges()) else { continue };
+                let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
+                let soff: Vec<usize> = inter.iter().zip(&tb).map(|(x, t)| (x.0 - t.0) as usize).collect();
+                let doff: Vec<usize> = inter.iter().zip(region.ranges()).map(|(x, r)| (x.0 - r.0) as usize).collect();
+                let ext: Vec<usize> = inter.iter().map(|&(a, b)| (b - a) as usize).collect();
+                copy_box_f_to_c(elem, tile, &tshape, &soff, out, &dshape, &doff, &ext);
+            }
+            return Ok(());
+        }
         let copy_into = |sub: &Region, dst: &mut [u8]| {
             let dshape = usize_vec(&sub.shape());
             for (i, tile) in have {
@@ -776,7 +816,16 @@ impl Volume {
         if dtype != T::DATATYPE {
             return Err(Error::Dtype { uri: self.inner.uri.clone(), expected: dtype, found: T::DATATYPE });
         }
-        let mut v = vec![T::zeroed(); region.num_cells() as usize];
+        // Check the region before allocating: its size comes from the caller.
+        region.check_within(&self.shape()?)?;
+        let cells = usize::try_from(region.num_cells()).unwrap_or(usize::MAX);
+        let too_big = || Error::OutOfMemory {
+            what: format!("region {region} of {}", self.inner.uri),
+            bytes: region.num_cells().saturating_mul(dtype.size() as u64),
+        };
+        let mut v: Vec<T> = Vec::new();
+        v.try_reserve_exact(cells).map_err(|_| too_big())?;
+        v.resize(cells, T::zeroed());
         self.read_into(region, bytemuck::cast_slice_mut(&mut v))?;
         let shape: Vec<usize> = usize_vec(&region.shape());
         ArrayD::from_shape_vec(IxDyn(&shape).f(), v).map_err(|e| Error::shape(e.to_string()))

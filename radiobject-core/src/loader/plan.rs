@@ -454,6 +454,10 @@ fn read_transposed(
     out: &mut [u8],
 ) -> Result<()> {
     let from = vol.dtype()?;
+    if from == to {
+        // Straight into the batch, transposed tile by tile.
+        return vol.read_into_c(region, out, cache_use);
+    }
     let cells = out.len() / to.size();
     let nbytes = cells * from.size();
     // The scratch is taken out of the thread-local for the read: `read_into` may run other pool
