@@ -465,40 +465,50 @@ def build_monai(spec: dict, info: dict):
 
 class RawRegions:
     """Batches read straight with radiobject.parallel.read_regions (no torch): per batch, one call
-    for B items x 2 channels at seeded random positions, stacked into one (B, C, ...) array."""
+    for B items x 2 channels, stacked into one (B, C, ...) array. The items are exactly those our
+    loader reads for the same seed and epoch (same order, same patch/slice positions, taken from
+    the loader's native plan), so the two rows compare the loader's overhead on identical work."""
 
     def __init__(self, spec: dict, info: dict) -> None:
         check_ours_imported()
         import radiobject as ro
+        from radiobject import _radiobject as rb
         from radiobject.parallel import read_regions
 
         info["version"] = ours_version()
-        info["loader"] = "radiobject.parallel.read_regions + np.stack"
+        info["loader"] = "radiobject.parallel.read_regions + np.stack (the loader's items)"
         self.read_regions = read_regions
+        self.rb = rb
         if spec.get("cache_mb") is not None:
             ro.configure(read=ro.ReadConfig(tile_cache_size_mb=spec["cache_mb"]))
         radi = ro.RadiObject(spec["ours_uri"])
-        self.vols = [[vc.iloc[i] for i in range(len(vc))] for vc in (radi.T1w, radi.FLAIR)]
+        colls = (radi.T1w, radi.FLAIR)
+        self.vols = [[vc.iloc[i] for i in range(len(vc))] for vc in colls]
         self.n = len(self.vols[0])
         self.mode = spec["mode"]
-        self.rng = np.random.default_rng(spec["seed"])
-        self.len = {"patch": self.n * PATCHES_PER_VOLUME, "slice": self.n * SHAPE[2], "full": self.n}[self.mode] // BATCH[self.mode]
+        self.seed = spec["seed"]
+        native_mode = {"patch": "patch", "slice": "slice_2d", "full": "full_volume"}[self.mode]
+        keys = [("image", [(c.name, c._snap.native.volumes(list(c._rank_seq)), c.obs_subject_ids) for c in colls])]
+        self.plan = rb.NativePlan(keys, native_mode, patch_size=PATCH if self.mode == "patch" else None, axis=2,
+                                  patches_per_volume=PATCHES_PER_VOLUME if self.mode == "patch" else 1, seed=self.seed)  # fmt: skip
+        self.epoch = 0
+        self.len = len(self.plan) // BATCH[self.mode]
         info["dataset_len"] = self.len * BATCH[self.mode]
-
-    def _region(self):
-        if self.mode == "patch":
-            c = [int(self.rng.integers(0, s - p + 1)) for s, p in zip(SHAPE, PATCH)]
-            return [(a, a + p) for a, p in zip(c, PATCH)]
-        if self.mode == "slice":
-            z = int(self.rng.integers(0, SHAPE[2]))
-            return [(0, SHAPE[0]), (0, SHAPE[1]), (z, z + 1)]
-        return [(0, s) for s in SHAPE]
 
     def __iter__(self):
         b = BATCH[self.mode]
-        for _ in range(self.len):
-            items = [(int(self.rng.integers(0, self.n)), self._region()) for _ in range(b)]
-            reqs = [(ch[i], region) for i, region in items for ch in self.vols]
+        order = self.rb.shuffle_order(self.seed, self.epoch, len(self.plan))
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        for k in range(self.len):
+            reqs = []
+            for i in order[k * b:(k + 1) * b]:
+                v, _, _, start = self.plan.item(epoch, i)
+                shape = self.plan.item_shape(v)
+                if self.mode == "slice":
+                    region = [(0, SHAPE[0]), (0, SHAPE[1]), (start[2], start[2] + 1)]
+                else:
+                    region = [(a, a + n) for a, n in zip(start, shape)]
+                reqs.extend((ch[v], region) for ch in self.vols)
             arrays = self.read_regions(reqs)
             out = np.stack(arrays).reshape(b, len(self.vols), *arrays[0].shape)
             yield out[..., 0] if self.mode == "slice" else out

@@ -161,7 +161,8 @@ def create_training_dataloader(
         transform: applied to each sample dict (MONAI dict transforms work directly).
         patches_per_volume: patches per volume and epoch.
         seed: seed of order and patch positions (default ``torch.initial_seed()``).
-        prefetch: batches read ahead while the step runs (``num_workers=0``; default 2).
+        prefetch: batches read ahead while the step runs (``num_workers=0``; default 1 for patches
+            and slices, 2 for whole volumes: see docs/loaders.md).
         slice_orientation: 2D slices across this axis instead of volumes or patches.
         verify: check the store (metadata only) before the first batch.
         loader_kwargs: ``prefetch_factor``, ``timeout``, ``multiprocessing_context`` for torch.

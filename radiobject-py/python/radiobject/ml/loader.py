@@ -40,9 +40,11 @@ __all__ = ["RadiObjectDataLoader", "EpochSampler", "DistributedEpochSampler", "L
 
 log = logging.getLogger("radiobject.ml")
 
-#: Batches read ahead by default (num_workers=0). Measured in docs/benchmarks.md: 2 keeps the
-#: data wait near zero whenever a batch reads faster than a step, at two batches of memory.
-DEFAULT_PREFETCH = 2
+#: Batches read ahead by default (num_workers=0), by loading mode. Measured (docs/benchmarks.md,
+#: 2 cores): one batch ahead already keeps the data wait at 2% when a batch reads faster than the
+#: step; for patches and slices a second batch in flight lowered throughput by ~35% (concurrent
+#: batches decode the same tiles), for whole volumes it raised it (large batches, more to overlap).
+DEFAULT_PREFETCH = {"full_volume": 2, "patch": 1, "slice_2d": 1}
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -355,7 +357,8 @@ class RadiObjectDataLoader(DataLoader):
                 "prefetch_factor decides how far they read ahead",
                 stacklevel=3,
             )
-        prefetch = DEFAULT_PREFETCH if prefetch is None else prefetch
+        if prefetch is None:
+            prefetch = DEFAULT_PREFETCH.get(dataset._config.loading_mode.value, 1)
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         from radiobject.ml.utils.worker_init import worker_init_fn
