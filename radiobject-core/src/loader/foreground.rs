@@ -132,7 +132,7 @@ fn index_mask(vol: &Volume) -> Result<MaskIndex> {
             cum.push(total);
         }
     }
-    Ok(MaskIndex { shape: [sx as u64, sy as u64, sz], blocks, cum })
+    Ok(MaskIndex { shape: [info.shape[0], info.shape[1], sz], blocks, cum })
 }
 
 #[cfg(test)]
