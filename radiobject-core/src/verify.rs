@@ -29,7 +29,7 @@ use crate::group::{join, leaf};
 use crate::ingest::manifest_frame;
 use crate::metadata::MetaValue;
 use crate::region::Region;
-use crate::volume::voxel_checksum;
+use crate::volume::{CacheUse, voxel_checksum};
 
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -165,38 +165,14 @@ fn deep_checksum(v: &crate::volume::Volume, stored: &str) -> Result<String> {
     let info = v.info()?;
     let n = info.shape.iter().product::<u64>() as usize * info.dtype.size();
     let mut buf = vec![0u8; n];
-    v.read_into(&Region::full(&info.shape), &mut buf)?;
+    let whole = Region::full(&info.shape);
     if stored.starts_with("xxh3-128:C:") {
-        let c = fortran_to_c(&buf, &info.shape, info.dtype.size());
-        Ok(voxel_checksum(&c, Layout::RowMajor))
+        v.read_into_c(&whole, &mut buf, CacheUse::Auto)?;
+        Ok(voxel_checksum(&buf, Layout::RowMajor))
     } else {
+        v.read_into(&whole, &mut buf)?;
         Ok(voxel_checksum(&buf, Layout::ColMajor))
     }
-}
-
-/// Reorders Fortran-ordered cells into C order.
-fn fortran_to_c(src: &[u8], shape: &[u64], elem: usize) -> Vec<u8> {
-    let shape: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
-    let nd = shape.len();
-    let total: usize = shape.iter().product();
-    let mut fstride = vec![1usize; nd];
-    for d in 1..nd {
-        fstride[d] = fstride[d - 1] * shape[d - 1];
-    }
-    let mut out = vec![0u8; src.len()];
-    let mut idx = vec![0usize; nd];
-    for c in 0..total {
-        let f: usize = idx.iter().zip(&fstride).map(|(i, s)| i * s).sum();
-        out[c * elem..(c + 1) * elem].copy_from_slice(&src[f * elem..(f + 1) * elem]);
-        for d in (0..nd).rev() {
-            idx[d] += 1;
-            if idx[d] < shape[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    out
 }
 
 /// Volume directories under `<root>/collections/*/volumes/` that no collection registers: what an
@@ -392,16 +368,4 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
         }
     }
     Ok(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fortran_to_c;
-
-    #[test]
-    fn fortran_to_c_reorders() {
-        // 2x3 F-order: [a00 a10 a01 a11 a02 a12] -> C: [a00 a01 a02 a10 a11 a12]
-        let f = [0u8, 10, 1, 11, 2, 12];
-        assert_eq!(fortran_to_c(&f, &[2, 3], 1), vec![0, 1, 2, 10, 11, 12]);
-    }
 }

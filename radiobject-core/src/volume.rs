@@ -772,20 +772,8 @@ impl Volume {
         c_order: bool,
     ) -> Result<()> {
         let elem = st.info.dtype.size();
-        if c_order {
-            // One transposing copy per tile, on this thread (the loaders read items in parallel).
-            let dshape = usize_vec(&region.shape());
-            for (i, tile) in have {
-                let tb = st.grid.tile_box(&tiles[*i]);
-                let Some(inter) = intersect(&tb, region.ranges()) else { continue };
-                let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
-                let soff: Vec<usize> = inter.iter().zip(&tb).map(|(x, t)| (x.0 - t.0) as usize).collect();
-                let doff: Vec<usize> = inter.iter().zip(region.ranges()).map(|(x, r)| (x.0 - r.0) as usize).collect();
-                let ext: Vec<usize> = inter.iter().map(|&(a, b)| (b - a) as usize).collect();
-                copy_box_f_to_c(elem, tile, &tshape, &soff, out, &dshape, &doff, &ext);
-            }
-            return Ok(());
-        }
+        // Tiles are Fortran-ordered; the result is in Fortran or (transposing each part) C order.
+        let copy = if c_order { copy_box_f_to_c } else { copy_box };
         let copy_into = |sub: &Region, dst: &mut [u8]| {
             let dshape = usize_vec(&sub.shape());
             for (i, tile) in have {
@@ -795,9 +783,15 @@ impl Volume {
                 let soff: Vec<usize> = inter.iter().zip(&tb).map(|(x, t)| (x.0 - t.0) as usize).collect();
                 let doff: Vec<usize> = inter.iter().zip(sub.ranges()).map(|(x, r)| (x.0 - r.0) as usize).collect();
                 let ext: Vec<usize> = inter.iter().map(|&(a, b)| (b - a) as usize).collect();
-                copy_box(elem, tile, &tshape, &soff, dst, &dshape, &doff, &ext);
+                copy(elem, tile, &tshape, &soff, dst, &dshape, &doff, &ext);
             }
         };
+        if c_order {
+            // On this thread: C-order slabs along the last axis are not contiguous, and the
+            // loaders already read items in parallel.
+            copy_into(region, out);
+            return Ok(());
+        }
         let ext_last = st.info.tile_extents[region.ndim() - 1];
         let workers = st.ctx.config().read.max_workers as usize;
         let cuts = slab_cuts(region, ext_last, workers * 2);

@@ -119,7 +119,8 @@ pub struct Plan {
 }
 
 thread_local! {
-    /// Per-thread scratch for Fortran-ordered reads before the transpose (8-byte aligned).
+    /// Per-thread scratch for Fortran-ordered reads that are converted to another dtype while
+    /// transposed (8-byte aligned). Reads of the batch's own dtype need none.
     static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -443,8 +444,8 @@ impl Plan {
     }
 }
 
-/// Reads `region` of `vol` (Fortran order, into this thread's scratch) and writes it C-ordered,
-/// as `to` voxels, into `out`.
+/// Reads `region` of `vol` into `out`, C-ordered, as `to` voxels: straight from the tiles when the
+/// volume holds `to`, else through this thread's scratch (Fortran order) and a converting copy.
 fn read_transposed(
     vol: &Volume,
     region: &Region,

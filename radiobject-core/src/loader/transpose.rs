@@ -2,7 +2,7 @@
 //! batches are C-contiguous `(B, C, X, Y, Z)` tensors (as torch expects them).
 
 use crate::dtype::Datatype;
-use crate::region::{copy_box_f_to_c, copy_box_f_to_c_map};
+use crate::region::copy_box_f_to_c_map;
 
 /// Copies the Fortran-ordered array `src` of shape `dims` into `dst` in C order (same shape).
 #[cfg(test)]
@@ -17,25 +17,10 @@ pub(crate) fn fortran_to_c_map<S: Copy, D>(src: &[S], dims: &[usize], dst: &mut 
     copy_box_f_to_c_map(src, dims, &zero, dst, dims, &zero, dims, f);
 }
 
-/// [`fortran_to_c`] on raw bytes of `elem`-byte elements. Both slices must be aligned to `elem`
-/// (they come from typed allocations); returns false for an unsupported element size or a
-/// misaligned buffer (never the case for the loader's buffers).
-pub(crate) fn fortran_to_c_bytes(elem: usize, src: &[u8], dims: &[usize], dst: &mut [u8]) -> bool {
-    if !matches!(elem, 1 | 2 | 4 | 8) {
-        return false;
-    }
-    let zero = vec![0; dims.len()];
-    copy_box_f_to_c(elem, src, dims, &zero, dst, dims, &zero, dims);
-    true
-}
-
 /// Transposes `src` (Fortran order, `from` voxels) into `dst` (C order, `to` voxels), converting
 /// each value as Rust's `as` does (the loader only converts to a promoted type, which holds every
-/// value). Returns false for a misaligned buffer or a non-voxel type.
+/// value; equal types copy unchanged). Returns false for a misaligned buffer or a non-voxel type.
 pub(crate) fn fortran_to_c_convert(from: Datatype, src: &[u8], dims: &[usize], to: Datatype, dst: &mut [u8]) -> bool {
-    if from == to {
-        return fortran_to_c_bytes(from.size(), src, dims, dst);
-    }
     crate::with_voxel_type!(from, S => {
         crate::with_voxel_type!(to, D => {
             match (bytemuck::try_cast_slice::<u8, S>(src), bytemuck::try_cast_slice_mut::<u8, D>(dst)) {
@@ -93,14 +78,20 @@ mod tests {
     }
 
     #[test]
-    fn bytes_version_dispatches_on_element_size() {
+    fn same_type_conversion_is_a_plain_transpose() {
         let src: Vec<u64> = (0..24).collect();
         let mut dst = vec![0u64; 24];
-        assert!(fortran_to_c_bytes(8, bytemuck::cast_slice(&src), &[2, 3, 4], bytemuck::cast_slice_mut(&mut dst)));
+        assert!(fortran_to_c_convert(
+            Datatype::UInt64,
+            bytemuck::cast_slice(&src),
+            &[2, 3, 4],
+            Datatype::UInt64,
+            bytemuck::cast_slice_mut(&mut dst)
+        ));
         let mut want = vec![0u64; 24];
         fortran_to_c(&src, &[2, 3, 4], &mut want);
         assert_eq!(dst, want);
-        assert!(!fortran_to_c_bytes(3, &[0; 3], &[1], &mut [0; 3]));
+        assert!(!fortran_to_c_convert(Datatype::Char, &[0; 3], &[3], Datatype::UInt8, &mut [0; 3]));
     }
 
     #[test]
