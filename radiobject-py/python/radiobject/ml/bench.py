@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(a: argparse.Namespace) -> list[Setting]:
-    from radiobject.ml.loader import cpu_count
+    from radiobject.ml.utils.worker_init import cpu_count
 
     cores = cpu_count()
     threads = a.threads or sorted({1, max(1, cores // 2), cores, 2 * cores})

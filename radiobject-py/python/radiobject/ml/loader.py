@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing
-import os
 import time
 import warnings
 import weakref
@@ -34,7 +33,7 @@ from torch.utils.data._utils.pin_memory import pin_memory as _pin_memory
 from torch.utils.data.distributed import DistributedSampler
 
 from radiobject import _radiobject as _rb
-from radiobject.ml.datasets._base import _STAT_FIELDS, EpochIndex, PlanDataset, Samples, _process_scope
+from radiobject.ml.datasets._base import _STAT_FIELDS, EpochIndex, PlanDataset, Samples
 
 __all__ = ["RadiObjectDataLoader", "EpochSampler", "DistributedEpochSampler", "LoaderStats", "collate"]
 
@@ -507,12 +506,3 @@ def _threads(loader: DataLoader) -> int:
     if loader.num_workers > 0:
         return worker_threads(loader.num_workers)
     return int(loader.dataset._plan.threads)  # type: ignore[attr-defined]
-
-
-def _cache_scope() -> Any:
-    return _process_scope()
-
-
-def cpu_count() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -114,7 +114,6 @@ class PlanDataset(Dataset):
         self._foreground = foreground
         self._plan_obj: Any = None
         self._shared_stats: Any = None
-        self._last_read: Any = None
         first = keys[0][1][0]
         self._obs_ids = first.obs_ids
         self._obs_subject_ids = first.obs_subject_ids
@@ -149,7 +148,6 @@ class PlanDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plan_obj"] = None  # rebuilt (and re-validated) on first use in the new process
-        state["_last_read"] = None
         return state
 
     # ------------------------------------------------------------------ epochs and seeds
@@ -195,16 +193,15 @@ class PlanDataset(Dataset):
         requests = [self._resolve(i) for i in indices]
         if self._shared_stats is not None:
             _process_scope()  # counts from before this worker's first read
-        samples = self._samples_from(self._plan.read_batch(requests))
+        result = self._plan.read_batch(requests)
+        samples = self._samples_from(result)
         if self._shared_stats is not None:
-            arrays, seconds = self._last_read
-            self._report(len(requests), sum(a.nbytes for a in arrays), seconds)
+            self._report(len(requests), sum(a.nbytes for a in result[0]), result[5])
         return samples
 
     def _samples_from(self, result: tuple) -> Samples:
         """Sample dicts (and the collated batch, without a transform) from a native batch read."""
-        arrays, vols, patch_idx, slice_idx, starts, seconds = result
-        self._last_read = (arrays, seconds)
+        arrays, vols, patch_idx, slice_idx, starts, _seconds = result
         tensors = [torch.from_numpy(a) for a in arrays]
         samples = Samples()
         for b in range(len(vols)):

@@ -6,13 +6,17 @@ import os
 
 from radiobject import _radiobject as _rb
 
-__all__ = ["worker_init_fn", "worker_threads"]
+__all__ = ["cpu_count", "worker_init_fn", "worker_threads"]
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def worker_threads(num_workers: int) -> int:
     """Reader threads per worker process so that workers x threads does not exceed the cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, num_workers))
+    return max(1, cpu_count() // max(1, num_workers))
 
 
 def worker_init_fn(worker_id: int) -> None:
