@@ -596,6 +596,15 @@ def work_build(spec: dict) -> None:
     res = rep.res
     system, uri, n = spec["system"], spec["uri"], spec["n"]
     sids = subject_ids(n)
+
+    def write_modalities(w) -> None:
+        # the same calls on both writers (each package's own RadiObjectWriter)
+        for mod in MODALITIES:
+            with w.add_collection(mod, shape=SHAPE) as cw:
+                for sid in sids:
+                    cw.write_volume(load_nifti(spec["nifti_dir"], sid, mod), f"{sid}_{mod}", sid)
+                    rep.beat(f"{mod} {sid}")
+
     try:
         t = time.perf_counter()
         if system == OURS:
@@ -605,11 +614,7 @@ def work_build(spec: dict) -> None:
 
             res["version"] = ours_version()
             with RadiObjectWriter(uri, write=ro.WriteConfig(tile={"orientation": "isotropic"})) as w:
-                for mod in MODALITIES:
-                    with w.add_collection(mod, shape=SHAPE) as cw:
-                        for sid in sids:
-                            cw.write_volume(load_nifti(spec["nifti_dir"], sid, mod), f"{sid}_{mod}", sid)
-                            rep.beat(f"{mod} {sid}")
+                write_modalities(w)
             res["build_s"] = time.perf_counter() - t
             radi = ro.RadiObject(uri)
             vol = radi.T1w.iloc[0]
@@ -625,11 +630,7 @@ def work_build(spec: dict) -> None:
             ro.configure(write=WriteConfig(tile=TileConfig(orientation=SliceOrientation.ISOTROPIC)))
             with RadiObjectWriter(uri) as w:
                 w.write_obs_meta(pd.DataFrame({"obs_subject_id": sids}))
-                for mod in MODALITIES:
-                    with w.add_collection(mod, shape=SHAPE) as cw:
-                        for sid in sids:
-                            cw.write_volume(load_nifti(spec["nifti_dir"], sid, mod), f"{sid}_{mod}", sid)
-                            rep.beat(f"{mod} {sid}")
+                write_modalities(w)
             res["build_s"] = time.perf_counter() - t
             radi = ro.RadiObject(uri)
             vol = radi.T1w.iloc[0]
