@@ -57,7 +57,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_PATH = ROOT / ".peers" / "radiobject-0.1.1"
 
 OURS, REFERENCE, ZARR, TENSORSTORE = "radiobject", "RadiObject 0.1.1", "zarr", "tensorstore"
-STORES = [OURS, REFERENCE, ZARR, TENSORSTORE]  # order matters: tensorstore reads zarr's arrays
+OURS_TILEDB = "radiobject (libtiledb)"
+# Order matters: tensorstore reads zarr's arrays, ours via libtiledb reads ours.
+STORES = [OURS, OURS_TILEDB, REFERENCE, ZARR, TENSORSTORE]
 LAYOUTS = ["axial", "isotropic"]
 ROI = 64
 SEED = 42
@@ -109,6 +111,22 @@ class Ours:
 
     def full(self, h):
         return h.to_numpy()
+
+
+class OursTiledb(Ours):
+    """The same package and arrays with ``ReadConfig(direct_reads=False)``: every tile decoded by
+    libtiledb's reader instead of radiobject's own (the fallback path), to show the direct path's gain."""
+
+    name = OURS_TILEDB
+
+    def __init__(self) -> None:
+        import radiobject as ro
+
+        ro.configure(read=ro.ReadConfig(direct_reads=False))
+        super().__init__()
+
+    def write(self, uri: str, data: np.ndarray, layout: str) -> None:
+        raise AssertionError("reads the arrays the radiobject store wrote")
 
 
 class Reference(Ours):
@@ -220,11 +238,11 @@ class TensorStore:
 
 
 def make_adapter(store: str):
-    return {OURS: Ours, REFERENCE: Reference, ZARR: Zarr, TENSORSTORE: TensorStore}[store]()
+    return {OURS: Ours, OURS_TILEDB: OursTiledb, REFERENCE: Reference, ZARR: Zarr, TENSORSTORE: TensorStore}[store]()
 
 
 def store_dir(voldir: Path, store: str, layout: str) -> str:
-    source = ZARR if store == TENSORSTORE else store
+    source = {TENSORSTORE: ZARR, OURS_TILEDB: OURS}.get(store, store)
     slug = {OURS: "radiobject", REFERENCE: "radiobject-0.1.1", ZARR: "zarr"}[source]
     return str(voldir / f"{slug}_{layout}")
 
@@ -281,7 +299,7 @@ def time_store(store: str, voldir: Path, repeats: int) -> dict:
     for layout in LAYOUTS:
         uri = store_dir(voldir, store, layout)
         lay: dict = {"uri": uri}
-        if store != TENSORSTORE:
+        if store not in (TENSORSTORE, OURS_TILEDB):
             shutil.rmtree(uri, ignore_errors=True)
             t = time.perf_counter()
             a.write(uri, data, layout)
@@ -308,9 +326,12 @@ def time_store(store: str, voldir: Path, repeats: int) -> dict:
         lay["ops"] = ops
         res["layouts"][layout] = lay
         del h
-    if store == OURS:
+    if store in (OURS, OURS_TILEDB):
         used, tiles, budget = a.ctx.cache_info()
         res["cache"] = {"bytes": used, "tiles": tiles, "budget": budget}
+        snap = a.ro.TileDBStats.process_counters() if hasattr(a.ro.TileDBStats, "process_counters") else None
+        if snap is not None:
+            res["direct"] = {k: v for k, v in snap.items() if k.startswith("RadiObject.Direct")}
     return res
 
 
@@ -542,6 +563,8 @@ def main() -> None:
         ap.error(f"unknown store(s) {sorted(unknown)}")
     if TENSORSTORE in stores and ZARR not in stores:
         stores.append(ZARR)  # tensorstore reads zarr's arrays
+    if OURS_TILEDB in stores and OURS not in stores:
+        stores.append(OURS)  # reads the arrays ours wrote
     stores = [s for s in STORES if s in stores]
     volumes = ["phantom_240x240x155"] if args.quick else list(SAMPLES)
     out = Path(args.out)

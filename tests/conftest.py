@@ -146,6 +146,17 @@ def s3_uri(s3_endpoint, s3_ctx):
     return make
 
 
+@pytest.fixture(scope="session")
+def s3_slow_endpoint(s3_endpoint):
+    """``http://127.0.0.1:<port>`` of the same moto server behind a proxy that adds 50 ms to every
+    request (tests/s3_delay_proxy.py): one round trip per request, as on a real network."""
+    from s3_delay_proxy import DelayProxy
+
+    host, port = s3_endpoint.split("://", 1)[-1].rstrip("/").rsplit(":", 1)
+    with DelayProxy(host, int(port), 50) as proxy:
+        yield proxy.endpoint
+
+
 # ---------------------------------------------------------------------------------------------
 # The PyPI reference package, in a subprocess
 # ---------------------------------------------------------------------------------------------

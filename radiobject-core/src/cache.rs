@@ -231,6 +231,101 @@ impl Drop for LoadGuard {
     }
 }
 
+/// The compressed-tile tier: stored tile bytes of remote arrays, as fetched, under their own byte
+/// budget (`ReadConfig.compressed_cache_mb`). Keys name an immutable fragment file and a tile
+/// position in it, so entries stay valid across reopens and new commits. Counters are exact: a
+/// lookup is a hit or a miss.
+pub(crate) struct CompressedCache {
+    budget: usize,
+    state: Mutex<CState>,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) hit_bytes: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+}
+
+/// A stored tile and the tick of its last use.
+type CEntry = (Arc<Vec<u8>>, u64);
+
+#[derive(Default)]
+struct CState {
+    map: HashMap<(u64, u64), CEntry>,
+    lru: BTreeMap<u64, (u64, u64)>,
+    tick: u64,
+    bytes: usize,
+}
+
+impl CompressedCache {
+    pub(crate) fn new(budget: usize) -> Arc<CompressedCache> {
+        Arc::new(CompressedCache {
+            budget,
+            state: Mutex::new(CState::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            hit_bytes: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes and tiles held.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.bytes, s.map.len())
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut s = self.state.lock();
+        *s = CState::default();
+    }
+}
+
+impl crate::format::array::StoredTileCache for CompressedCache {
+    fn get(&self, key: (u64, u64)) -> Option<Arc<Vec<u8>>> {
+        let mut s = self.state.lock();
+        s.tick += 1;
+        let tick = s.tick;
+        let found = s.map.get_mut(&key).map(|(bytes, t)| {
+            let old = std::mem::replace(t, tick);
+            (bytes.clone(), old)
+        });
+        match found {
+            Some((bytes, old)) => {
+                s.lru.remove(&old);
+                s.lru.insert(tick, key);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.hit_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Some(bytes)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn put(&self, key: (u64, u64), bytes: Arc<Vec<u8>>) {
+        if bytes.len() > self.budget / 4 {
+            return;
+        }
+        let mut s = self.state.lock();
+        if s.map.contains_key(&key) {
+            return;
+        }
+        s.tick += 1;
+        let tick = s.tick;
+        s.bytes += bytes.len();
+        s.map.insert(key, (bytes, tick));
+        s.lru.insert(tick, key);
+        while s.bytes > self.budget {
+            let Some((_, k)) = s.lru.pop_first() else { break };
+            if let Some((b, _)) = s.map.remove(&k) {
+                s.bytes -= b.len();
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +417,28 @@ mod tests {
         drop(g);
         assert!(cell.wait().is_none());
         assert!(matches!(c.lookup_many(&[(1, 1)], true).pop(), Some(Lookup::Load(_))));
+    }
+
+    #[test]
+    fn compressed_tier_counts_exactly_and_evicts_oldest() {
+        use crate::format::array::StoredTileCache;
+        let c = CompressedCache::new(400);
+        assert!(c.get((1, 1)).is_none());
+        c.put((1, 1), Arc::new(vec![0; 100]));
+        c.put((1, 2), Arc::new(vec![1; 100]));
+        assert_eq!(c.get((1, 1)).unwrap().len(), 100);
+        c.put((1, 3), Arc::new(vec![2; 100]));
+        c.put((1, 4), Arc::new(vec![3; 100]));
+        c.put((1, 5), Arc::new(vec![4; 100]));
+        // (1, 2) was the least recently used.
+        assert!(c.get((1, 2)).is_none());
+        assert!(c.get((1, 1)).is_some());
+        assert_eq!(c.usage(), (400, 4));
+        assert_eq!(c.hits.load(Ordering::Relaxed), 2);
+        assert_eq!(c.misses.load(Ordering::Relaxed), 2);
+        assert_eq!(c.evictions.load(Ordering::Relaxed), 1);
+        // Larger than a quarter of the budget: served, not kept.
+        c.put((2, 0), Arc::new(vec![0; 101]));
+        assert!(c.get((2, 0)).is_none());
     }
 }

@@ -234,11 +234,32 @@ pub struct ReadConfig {
     ///
     /// > default: `4`
     pub max_workers: u32,
+    /// Read tiles with the crate's own format reader and decoders (`crate::format`) instead of
+    /// libtiledb's reader. Arrays the reader does not understand are read by libtiledb either way
+    /// (the reason is counted in `RadiObject.Direct.fallback.*`); `false` sends every read to
+    /// libtiledb.
+    ///
+    /// > default: `true`
+    pub direct_reads: bool,
+    /// Byte budget, in MiB, of the compressed-tile cache: tiles of remote arrays (S3) as stored,
+    /// so that data several times larger than the tile cache still reads epoch 2+ from memory
+    /// instead of the network. Local arrays skip it (the OS page cache holds their files). `0`
+    /// disables it.
+    ///
+    /// > default: `1024`
+    pub compressed_cache_mb: u64,
 }
 
 impl Default for ReadConfig {
     fn default() -> Self {
-        ReadConfig { memory_budget_mb: 1024, tile_cache_size_mb: 512, concurrency: 4, max_workers: 4 }
+        ReadConfig {
+            memory_budget_mb: 1024,
+            tile_cache_size_mb: 512,
+            concurrency: 4,
+            max_workers: 4,
+            direct_reads: true,
+            compressed_cache_mb: 1024,
+        }
     }
 }
 
@@ -481,7 +502,14 @@ mod tests {
         let c = RadiObjectConfig::default();
         assert_eq!(
             c.read,
-            ReadConfig { memory_budget_mb: 1024, tile_cache_size_mb: 512, concurrency: 4, max_workers: 4 }
+            ReadConfig {
+                memory_budget_mb: 1024,
+                tile_cache_size_mb: 512,
+                concurrency: 4,
+                max_workers: 4,
+                direct_reads: true,
+                compressed_cache_mb: 1024
+            }
         );
         assert_eq!(c.s3.max_parallel_ops, 8);
         assert_eq!(c.s3.multipart_part_size_mb, 50);

@@ -16,10 +16,11 @@ use std::sync::{Arc, LazyLock, OnceLock, Weak};
 
 use parking_lot::Mutex;
 
-use crate::cache::TileCache;
+use crate::cache::{CompressedCache, TileCache};
 use crate::config::{RadiObjectConfig, global_config};
 use crate::error::{Error, Result, StorageContext};
 use crate::ffi;
+use crate::io::{IoCounters, LocalStorage, Storage};
 use crate::stats::CounterSnapshot;
 
 /// Counters of the read path, per context; monotonic except `in_flight`.
@@ -39,13 +40,37 @@ pub(crate) struct ReadCounters {
     pub bypass_bytes: AtomicU64,
 }
 
+/// Counters of the direct read path (`crate::format`), per context.
+#[derive(Debug, Default)]
+pub(crate) struct DirectCounters {
+    /// Volume opens served by the direct reader.
+    pub volumes: AtomicU64,
+    /// Volume opens read through libtiledb instead, by reason.
+    pub fallbacks: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Tiles decoded by the direct reader.
+    pub tiles: AtomicU64,
+    /// Bytes those tiles hold decoded.
+    pub tile_bytes: AtomicU64,
+}
+
+impl DirectCounters {
+    pub(crate) fn fallback(&self, reason: &'static str) {
+        *self.fallbacks.lock().entry(reason).or_default() += 1;
+    }
+}
+
 pub(crate) struct Inner {
     id: u64,
     pid: u32,
     config: RadiObjectConfig,
     tdb: ffi::Ctx,
     cache: Arc<TileCache>,
+    compressed: Arc<CompressedCache>,
     pub(crate) reads: ReadCounters,
+    pub(crate) direct: DirectCounters,
+    io: Arc<IoCounters>,
+    /// The tokio runtime that drives object-store requests (started on first use).
+    io_runtime: Arc<crate::runtime::IoRuntime>,
     pool: OnceLock<std::result::Result<rayon::ThreadPool, String>>,
     vfs: OnceLock<ffi::Vfs>,
     child: Mutex<Option<Context>>,
@@ -113,7 +138,13 @@ impl Context {
             config: config.clone(),
             tdb,
             cache: TileCache::new(budget),
+            compressed: CompressedCache::new(
+                usize::try_from(config.read.compressed_cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            ),
             reads: ReadCounters::default(),
+            direct: DirectCounters::default(),
+            io: Arc::new(IoCounters::default()),
+            io_runtime: Arc::new(crate::runtime::IoRuntime::new()),
             pool: OnceLock::new(),
             vfs: OnceLock::new(),
             child: Mutex::new(None),
@@ -186,6 +217,38 @@ impl Context {
         &self.inner.reads
     }
 
+    pub(crate) fn direct(&self) -> &DirectCounters {
+        &self.inner.direct
+    }
+
+    /// The compressed-tile tier (stored tiles of remote arrays).
+    pub(crate) fn compressed_cache(&self) -> &Arc<CompressedCache> {
+        &self.inner.compressed
+    }
+
+    /// Bytes and tiles held by the compressed-tile tier.
+    pub fn compressed_cache_usage(&self) -> (usize, usize) {
+        self.inner.compressed.usage()
+    }
+
+    /// Storage for the direct reader of the array at `uri`, or why there is none.
+    pub(crate) fn storage_for(&self, uri: &str) -> std::result::Result<Arc<dyn Storage>, &'static str> {
+        if uri.starts_with("file://") || !uri.contains("://") {
+            return Ok(Arc::new(LocalStorage::new(uri, self.inner.io.clone())));
+        }
+        if crate::io::object::ObjectStorage::supports(uri) {
+            return crate::io::object::ObjectStorage::new(
+                uri,
+                &self.inner.config.s3,
+                self.inner.io_runtime.clone(),
+                self.inner.io.clone(),
+            )
+            .map(|s| Arc::new(s) as Arc<dyn Storage>)
+            .map_err(|_| "object_store_config");
+        }
+        Err("storage_scheme")
+    }
+
     /// The worker pool (`ReadConfig.max_workers` threads), created on first use.
     pub fn pool(&self) -> Result<&rayon::ThreadPool> {
         let id = self.inner.id;
@@ -219,9 +282,10 @@ impl Context {
         self.inner.cache.usage()
     }
 
-    /// Empties the tile cache (counters are kept).
+    /// Empties the tile cache and the compressed-tile tier (counters are kept).
     pub fn clear_cache(&self) {
         self.inner.cache.clear();
+        self.inner.compressed.clear();
     }
 
     /// This context's counters now: TileDB's own plus the tile cache's and the read path's.
@@ -295,9 +359,26 @@ fn snapshot_inner(inner: &Inner) -> Result<CounterSnapshot> {
         ("RadiObject.Reads.parallel_queries", ld(&r.parallel_queries)),
         ("RadiObject.Reads.bypass_reads", ld(&r.bypass_reads)),
         ("RadiObject.Reads.bypass_bytes", ld(&r.bypass_bytes)),
+        ("RadiObject.Direct.volumes", ld(&inner.direct.volumes)),
+        ("RadiObject.Direct.tiles", ld(&inner.direct.tiles)),
+        ("RadiObject.Direct.tile_bytes", ld(&inner.direct.tile_bytes)),
+        ("RadiObject.CompressedCache.hits", ld(&inner.compressed.hits)),
+        ("RadiObject.CompressedCache.misses", ld(&inner.compressed.misses)),
+        ("RadiObject.CompressedCache.hit_bytes", ld(&inner.compressed.hit_bytes)),
+        ("RadiObject.CompressedCache.evictions", ld(&inner.compressed.evictions)),
+        ("RadiObject.IO.list_requests", ld(&inner.io.list_requests)),
+        ("RadiObject.IO.range_requests", ld(&inner.io.range_requests)),
+        ("RadiObject.IO.bytes_fetched", ld(&inner.io.bytes_fetched)),
+        ("RadiObject.IO.overlapped_requests", ld(&inner.io.overlapped)),
     ] {
         snap.counters.insert(k.to_owned(), v);
     }
+    let mut fallbacks = 0;
+    for (reason, n) in inner.direct.fallbacks.lock().iter() {
+        fallbacks += n;
+        snap.counters.insert(format!("RadiObject.Direct.fallback.{reason}"), *n);
+    }
+    snap.counters.insert("RadiObject.Direct.fallbacks".to_owned(), fallbacks);
     Ok(snap)
 }
 

@@ -109,6 +109,24 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// Stored data failed to decode: a truncated, corrupted or inconsistent tile or metadata file.
+    #[error("corrupt data in {uri}: {detail}")]
+    Corrupt {
+        /// The array.
+        uri: String,
+        /// Which tile or file, and what is wrong.
+        detail: String,
+    },
+
+    /// Reading stored bytes failed (file system or object store).
+    #[error("reading {uri} failed: {detail}")]
+    Io {
+        /// The array.
+        uri: String,
+        /// The object and what the storage said.
+        detail: String,
+    },
+
     /// A TileDB operation failed.
     #[error("TileDB {op} failed for {uri}: {source}")]
     Storage {

@@ -106,17 +106,17 @@ impl CounterSnapshot {
             cache_hits: self.get("RadiObject.TileCache.hits"),
             cache_misses: self.get("RadiObject.TileCache.misses"),
             tile_bytes_read: self.get("RadiObject.TileCache.miss_bytes"),
-            vfs_read_bytes: self.get("Context.VFS.read_byte_num"),
+            vfs_read_bytes: self.get("Context.VFS.read_byte_num") + self.get("RadiObject.IO.bytes_fetched"),
         }
     }
 
     /// Storage (VFS) figures, S3 or local.
     pub fn s3_stats(&self) -> S3Stats {
         S3Stats {
-            read_ops: self.get("Context.VFS.read_ops_num"),
+            read_ops: self.get("Context.VFS.read_ops_num") + self.get("RadiObject.IO.range_requests"),
             parallelized_reads: self.get("RadiObject.Reads.parallel_queries"),
             write_ops: self.get("Context.VFS.write_ops_num"),
-            total_bytes_read: self.get("Context.VFS.read_byte_num"),
+            total_bytes_read: self.get("Context.VFS.read_byte_num") + self.get("RadiObject.IO.bytes_fetched"),
             total_bytes_written: self.get("Context.VFS.write_byte_num"),
             read_queries: self.get("RadiObject.Reads.queries"),
         }
@@ -133,8 +133,9 @@ pub struct CacheStats {
     pub cache_misses: u64,
     /// Decoded bytes of the tiles read on misses.
     pub tile_bytes_read: u64,
-    /// Bytes TileDB read from storage (`Context.VFS.read_byte_num`): tiles, fragment metadata,
-    /// schemas, metadata, and reads that bypass the cache.
+    /// Bytes read from storage: by TileDB (`Context.VFS.read_byte_num`: fragment metadata,
+    /// schemas, metadata, tiles of arrays it reads) plus by the direct reader
+    /// (`RadiObject.IO.bytes_fetched`: its metadata and stored tiles).
     pub vfs_read_bytes: u64,
 }
 
@@ -153,16 +154,18 @@ impl CacheStats {
 }
 
 /// Storage statistics over a scope. TileDB 2.30 has no S3-specific counters: these are its VFS
-/// counters, which count S3 requests for `s3://` URIs and file reads for local paths.
+/// counters, which count S3 requests for `s3://` URIs and file reads for local paths, plus the
+/// direct reader's own requests (`RadiObject.IO.*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct S3Stats {
-    /// Backend read requests (`Context.VFS.read_ops_num`; each parallel S3 sub-request counts).
+    /// Backend read requests (`Context.VFS.read_ops_num`, each parallel S3 sub-request counts,
+    /// plus the direct reader's `RadiObject.IO.range_requests`).
     pub read_ops: u64,
     /// Read queries our read path issued while another one of the same context was running.
     pub parallelized_reads: u64,
     /// Backend write requests (`Context.VFS.write_ops_num`).
     pub write_ops: u64,
-    /// Bytes read from storage (`Context.VFS.read_byte_num`).
+    /// Bytes read from storage (`Context.VFS.read_byte_num` + `RadiObject.IO.bytes_fetched`).
     pub total_bytes_read: u64,
     /// Bytes written to storage (`Context.VFS.write_byte_num`).
     pub total_bytes_written: u64,

@@ -30,6 +30,9 @@ use crate::context::Context;
 use crate::dtype::{Datatype, Element, Layout};
 use crate::error::{Error, Result, StorageContext};
 use crate::ffi::{self, AttrSpec, DimSpec, FilterSpec, Mode, ObjectType, SchemaSpec};
+use crate::format::FormatError;
+use crate::format::array::{DirectArray, DirectError};
+use crate::io::IoError;
 use crate::metadata::MetaValue;
 use crate::region::{Region, TileGrid, copy_box, copy_box_f_to_c, intersect};
 
@@ -37,6 +40,12 @@ use crate::region::{Region, TileGrid, copy_box, copy_box_f_to_c, intersect};
 pub const VOXELS_ATTR: &str = "voxels";
 /// Dimension names, in order.
 pub const DIM_NAMES: [&str; 4] = ["x", "y", "z", "t"];
+
+/// Stored bytes one wave of a direct whole-region read fetches at once: on object stores a wave
+/// is one round of concurrent requests, so waves are large; local reads gain nothing from them.
+fn wave_bytes(d: &DirectArray) -> usize {
+    if d.is_local() { 4 << 20 } else { 64 << 20 }
+}
 
 /// Reads below this size are done in one query (splitting costs more than it saves).
 const PARALLEL_MIN_BYTES: usize = 4 << 20;
@@ -81,6 +90,8 @@ struct OpenState {
     grid: TileGrid,
     metadata: BTreeMap<String, MetaValue>,
     version: u64,
+    /// The crate's own reader of this array's tiles, when it understands the array.
+    direct: Option<Arc<DirectArray>>,
 }
 
 struct Inner {
@@ -265,7 +276,124 @@ fn open_state(uri: &str, ctx: &Context) -> Result<OpenState> {
             version_of(uri, &[format!("unstable-{}", std::process::id()), format!("{:p}", &array)])
         };
         let grid = TileGrid::new(&info.shape, &info.tile_extents);
-        return Ok(OpenState { ctx: ctx.clone(), array, info, grid, metadata, version });
+        let direct = open_direct(ctx, uri, &info, &after);
+        return Ok(OpenState { ctx: ctx.clone(), array, info, grid, metadata, version, direct });
+    }
+}
+
+/// Opens the direct reader for a volume libtiledb just opened, if the configuration asks for it
+/// and the reader understands the array and sees the same commits; counts why not otherwise.
+fn open_direct(ctx: &Context, uri: &str, info: &VolumeInfo, commits: &[String]) -> Option<Arc<DirectArray>> {
+    if !ctx.config().read.direct_reads {
+        return None;
+    }
+    let counters = ctx.direct();
+    let storage = match ctx.storage_for(uri) {
+        Ok(s) => s,
+        Err(reason) => {
+            counters.fallback(reason);
+            return None;
+        }
+    };
+    let remote = !storage.is_local();
+    match DirectArray::open(storage, &info.attr, None) {
+        Ok(mut d) => {
+            if remote && ctx.config().read.compressed_cache_mb > 0 {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                uri.hash(&mut h);
+                d = d.with_stored_cache(ctx.compressed_cache().clone(), h.finish());
+            }
+            let same = d.commits == commits
+                && d.shape == info.shape
+                && d.extents == info.tile_extents
+                && d.cell.datatype() == Some(info.dtype);
+            if same {
+                counters.volumes.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::new(d))
+            } else {
+                counters.fallback("changed_during_open");
+                None
+            }
+        }
+        Err(e) => {
+            counters.fallback(fallback_reason(&e));
+            None
+        }
+    }
+}
+
+/// Reads attribute `attr` of the dense array at `uri` with the direct reader only, as of `t_end`
+/// (ms since the epoch; None = now), into a C-ordered array of the region (None = the whole
+/// domain). Never falls back to libtiledb: an array the reader refuses is an
+/// [`Error::Invalid`] saying why. For differential tests against libtiledb and for diagnosis.
+pub fn direct_read_array(
+    ctx: &Context,
+    uri: &str,
+    attr: &str,
+    t_end: Option<u64>,
+    region: Option<&Region>,
+) -> Result<VolumeData> {
+    let storage = ctx.storage_for(uri).map_err(|why| Error::Invalid(format!("{uri}: no direct storage ({why})")))?;
+    let d = match DirectArray::open(storage, attr, t_end) {
+        Ok(d) => d,
+        Err(e) if e.is_unsupported() => return Err(Error::Invalid(format!("{uri}: direct reader refuses it: {e}"))),
+        Err(e) => return Err(direct_error(uri, e)),
+    };
+    let region = region.cloned().unwrap_or_else(|| Region::full(&d.shape));
+    region.check_within(&d.shape)?;
+    let dtype = d.cell.datatype().ok_or_else(|| Error::UnsupportedDtype(format!("TileDB type {}", d.cell.0)))?;
+    let shape = usize_vec(&region.shape());
+    with_voxel_type!(dtype, T => {
+        let n: usize = shape.iter().product();
+        let mut v: Vec<T> = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory { what: format!("region {region} of {uri}"), bytes: (n * dtype.size()) as u64 })?;
+        v.resize(n, <T as bytemuck::Zeroable>::zeroed());
+        ctx.pool()?.install(|| d.read_box(region.ranges(), bytemuck::cast_slice_mut(&mut v), true, wave_bytes(&d))).map_err(|e| direct_error(uri, e))?;
+        let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::shape(e.to_string()))?;
+        Ok(VolumeData::from(a))
+    }, _ => Err(Error::UnsupportedDtype(dtype.to_string())))
+}
+
+/// A short, stable name for why the direct reader refused an array (a counter name).
+fn fallback_reason(e: &DirectError) -> &'static str {
+    let DirectError::Format(FormatError::Unsupported(msg)) = e else {
+        return match e {
+            DirectError::Io(_) => "io_error",
+            _ => "corrupt_metadata",
+        };
+    };
+    let has = |w: &str| msg.contains(w);
+    if has("encrypt") {
+        "encryption"
+    } else if has("nullable") || has("value per cell") {
+        "nullable_or_var"
+    } else if has("filter") || has("compressor") {
+        "filter"
+    } else if has("version") || has("legacy") || has("__schema") {
+        "format_version"
+    } else if has("delete or update") {
+        "delete_update"
+    } else if has("overlapping") {
+        "ambiguous_overlap"
+    } else if has("attribute") || has("geometry") || has("schema") {
+        "schema_evolution"
+    } else {
+        "other"
+    }
+}
+
+/// A direct-read failure as the crate's error for volume `uri`.
+fn direct_error(uri: &str, e: DirectError) -> Error {
+    let uri = uri.to_owned();
+    match e {
+        DirectError::Format(FormatError::Corrupt(detail) | FormatError::Unsupported(detail)) => {
+            Error::Corrupt { uri, detail }
+        }
+        DirectError::Io(IoError::Short { path, start, end, size }) => Error::Corrupt {
+            uri,
+            detail: format!("{path} is truncated: bytes {start}..{end} were expected, the file ends at {size}"),
+        },
+        DirectError::Io(e) => Error::Io { uri, detail: e.to_string() },
     }
 }
 
@@ -615,6 +743,9 @@ impl Volume {
         if !cache.enabled() || whole || footprint > cache.budget() as u64 / 4 {
             reads.bypass_reads.fetch_add(1, Ordering::Relaxed);
             reads.bypass_bytes.fetch_add(want as u64, Ordering::Relaxed);
+            if let Some(d) = &st.direct {
+                return self.read_region_direct(&st, d, region, out, c_order);
+            }
             if !c_order {
                 return self.read_direct(&st, region, out);
             }
@@ -643,7 +774,65 @@ impl Volume {
         self.query(st, region.ranges(), Layout::ColMajor, out)
     }
 
+    /// Decodes tiles with the direct reader on the context's pool (each clipped to the volume,
+    /// Fortran order). A data file that vanished under the open handle (vacuumed) is read
+    /// through libtiledb instead.
+    fn direct_tiles(&self, st: &OpenState, d: &DirectArray, coords: &[Vec<u64>]) -> Result<Vec<Tile>> {
+        let tiles = match st.ctx.pool()?.install(|| d.read_tiles(coords)) {
+            Ok(t) => t,
+            Err(DirectError::Io(IoError::NotFound(_))) => {
+                return coords.iter().map(|c| self.fetch_tile_tiledb(st, c)).collect();
+            }
+            Err(e) => return Err(direct_error(&self.inner.uri, e)),
+        };
+        let c = st.ctx.direct();
+        c.tiles.fetch_add(tiles.len() as u64, Ordering::Relaxed);
+        c.tile_bytes.fetch_add(tiles.iter().map(|t| t.len() as u64).sum(), Ordering::Relaxed);
+        Ok(tiles.into_iter().map(Arc::new).collect())
+    }
+
+    /// Reads `region` with the direct reader straight into `out` (Fortran or C order), in waves
+    /// of tiles (see [`DirectArray::read_box`]): memory beyond `out` stays bounded by the wave. A
+    /// data file that vanished under the open handle (vacuumed) is read through libtiledb instead.
+    fn read_region_direct(
+        &self,
+        st: &OpenState,
+        d: &DirectArray,
+        region: &Region,
+        out: &mut [u8],
+        c_order: bool,
+    ) -> Result<()> {
+        match st.ctx.pool()?.install(|| d.read_box(region.ranges(), out, c_order, wave_bytes(d))) {
+            Ok(n) => {
+                let c = st.ctx.direct();
+                c.tiles.fetch_add(n as u64, Ordering::Relaxed);
+                c.tile_bytes.fetch_add(st.grid.footprint_bytes(region, st.info.dtype.size()), Ordering::Relaxed);
+                Ok(())
+            }
+            Err(DirectError::Io(IoError::NotFound(_))) if !c_order => self.read_direct(st, region, out),
+            Err(DirectError::Io(IoError::NotFound(_))) => {
+                let mut tmp = vec![0u8; out.len()];
+                self.read_direct(st, region, &mut tmp)?;
+                let shape = usize_vec(&region.shape());
+                let zero = vec![0; shape.len()];
+                copy_box_f_to_c(st.info.dtype.size(), &tmp, &shape, &zero, out, &shape, &zero, &shape);
+                Ok(())
+            }
+            Err(e) => Err(direct_error(&self.inner.uri, e)),
+        }
+    }
+
     fn fetch_tile(&self, st: &OpenState, coords: &[u64]) -> Result<Tile> {
+        if let Some(d) = &st.direct {
+            return self
+                .direct_tiles(st, d, &[coords.to_vec()])?
+                .pop()
+                .ok_or_else(|| Error::Invalid("no tile decoded".into()));
+        }
+        self.fetch_tile_tiledb(st, coords)
+    }
+
+    fn fetch_tile_tiledb(&self, st: &OpenState, coords: &[u64]) -> Result<Tile> {
         let b = st.grid.tile_box(coords);
         let n: u64 = b.iter().map(|&(a, z)| z - a).product();
         let mut buf = vec![0u8; n as usize * st.info.dtype.size()];
@@ -737,10 +926,28 @@ impl Volume {
                 Lookup::Busy => busy.push(i),
             }
         }
-        for i in busy {
-            let tile = self.fetch_tile(st, &tiles[i])?;
-            st.ctx.cache().count_uncached_miss(tile.len());
-            have.push((i, tile));
+        if let Some(d) = &st.direct {
+            // One fetch (one request wave on object stores) and a parallel decode for every
+            // tile this read misses.
+            let want: Vec<Vec<u64>> =
+                busy.iter().chain(loads.iter().map(|(i, _)| i)).map(|&i| tiles[i].clone()).collect();
+            let mut got = self.direct_tiles(st, d, &want)?.into_iter();
+            for &i in &busy {
+                let tile = got.next().ok_or_else(|| Error::Invalid("missing tile".into()))?;
+                st.ctx.cache().count_uncached_miss(tile.len());
+                have.push((i, tile));
+            }
+            for ((i, guard), tile) in loads.into_iter().zip(got) {
+                guard.fulfill(tile.clone());
+                have.push((i, tile));
+            }
+            loads = Vec::new();
+        } else {
+            for i in busy {
+                let tile = self.fetch_tile(st, &tiles[i])?;
+                st.ctx.cache().count_uncached_miss(tile.len());
+                have.push((i, tile));
+            }
         }
         let groups = group_missing(&tiles, loads);
         let fetched: Vec<Result<Vec<(usize, Tile)>>> = if groups.len() > 1 {

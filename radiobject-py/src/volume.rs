@@ -312,3 +312,26 @@ pub fn read_batch<'py>(
     let out = py.detach(|| radiobject_core::parallel::read_batch(&c, &reqs)).py(py)?;
     Ok(out.into_iter().map(|d| data_to_py(py, d)).collect())
 }
+
+/// Reads attribute ``attr`` of the dense array at ``uri`` with radiobject's own TileDB format
+/// reader only (never libtiledb), as of ``timestamp_ms`` (None = now), whole domain or
+/// ``region`` (half-open ranges from the domain's low corner), C order. Raises
+/// ``InvalidArgumentError`` naming the reason when the reader refuses the array. For
+/// differential tests and diagnosis.
+#[pyfunction]
+#[pyo3(signature = (uri, ctx, attr="voxels", timestamp_ms=None, region=None))]
+pub fn direct_read<'py>(
+    py: Python<'py>,
+    uri: &str,
+    ctx: PyRef<'py, PyContext>,
+    attr: &str,
+    timestamp_ms: Option<u64>,
+    region: Option<Vec<(u64, u64)>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let c = ctx.inner.clone();
+    let region = region.map(region_of);
+    let data = py
+        .detach(|| radiobject_core::volume::direct_read_array(&c, uri, attr, timestamp_ms, region.as_ref()))
+        .py(py)?;
+    Ok(data_to_py(py, data))
+}

@@ -49,6 +49,7 @@ from radiobject.exceptions import (
     SchemaError,
     ShapeError,
     StorageError,
+    CorruptDataError,
     ViewError,
 )
 from radiobject import parallel
@@ -111,6 +112,7 @@ __all__ = [
     "DtypeError",
     "AlignmentError",
     "StorageError",
+    "CorruptDataError",
     "ConfigurationError",
     "SchemaError",
     "IngestError",

@@ -519,6 +519,15 @@ def read_batch(ctx: Context, requests: Sequence[tuple[NativeVolume, _Region]]) -
     """Reads many regions of many volumes on ``ctx``'s worker pool, with the GIL released;
     results in request order."""
 
+def direct_read(
+    uri: str,
+    ctx: Context,
+    attr: str = "voxels",
+    timestamp_ms: int | None = None,
+    region: _Region | None = None,
+) -> npt.NDArray[Any]:
+    """Reads with radiobject's own TileDB format reader only (C order)."""
+
 def tiledb_version() -> tuple[int, int, int]:
     """The libtiledb version loaded, e.g. ``(2, 30, 0)``."""
 

@@ -241,12 +241,19 @@ class ReadConfig(_Section):
     * ``tile_cache_size_mb`` (>= 0): byte budget of each context's tile cache; 0 disables it.
     * ``concurrency`` (1..64): TileDB compute and I/O threads.
     * ``max_workers`` (1..32): threads serving batch reads and parallel writes.
+    * ``direct_reads``: decode tiles with radiobject's own TileDB format reader instead of
+      libtiledb's reader (arrays it does not understand still go to libtiledb; ``False`` sends every
+      read there).
+    * ``compressed_cache_mb`` (>= 0): budget of the compressed-tile cache, which keeps remote (S3)
+      tiles as stored so epoch 2+ of data larger than the tile cache reads from memory; 0 disables it.
     """
 
     memory_budget_mb: int = 1024
     tile_cache_size_mb: int = 512
     concurrency: int = 4
     max_workers: int = 4
+    direct_reads: bool = True
+    compressed_cache_mb: int = 1024
 
     _section = "read"
 

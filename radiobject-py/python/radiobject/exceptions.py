@@ -14,7 +14,8 @@ class                              raised for
 ``DtypeError``                     unsupported or mismatched voxel types (``ShapeError``, ``TypeError``)
 ``ConfigurationError``             invalid configuration values (``ValueError``)
 ``InvalidArgumentError``           other invalid arguments (``ValueError``)
-``StorageError``                   a failed TileDB operation (``RuntimeError``)
+``StorageError``                   a failed TileDB operation or storage read (``RuntimeError``)
+``CorruptDataError``               a truncated, corrupted or inconsistent tile (``StorageError``)
 ``AlignmentError``                 misaligned subjects or indexes (``ValueError``)
 ``SchemaError``                    column, schema or metadata conflicts (``ValueError``)
 ``IngestError``                    image discovery or format problems (``ValueError``)
@@ -32,6 +33,7 @@ __all__ = [
     "DtypeError",
     "AlignmentError",
     "StorageError",
+    "CorruptDataError",
     "ConfigurationError",
     "SchemaError",
     "IngestError",
@@ -66,6 +68,11 @@ class AlignmentError(RadiObjectError, ValueError):
 
 class StorageError(RadiObjectError, RuntimeError):
     """A TileDB storage or I/O operation failed."""
+
+
+class CorruptDataError(StorageError):
+    """Stored data failed to decode: a truncated, corrupted or inconsistent tile (checksums where
+    the array has them). Names the array and the tile; no voxels are returned."""
 
 
 class ConfigurationError(RadiObjectError, ValueError):
