@@ -198,7 +198,7 @@ fn read_obs_meta(path: &PathBuf, subject_column: Option<&str>) -> Result<Frame, 
     Ok(Frame { columns })
 }
 
-fn progress_callback(names: &[String]) -> (Box<dyn Fn(&str, usize, usize) + Send + Sync>, Arc<MultiProgress>) {
+fn progress_callback(names: &[String]) -> (radiobject_core::ingest::ProgressFn, Arc<MultiProgress>) {
     let multi = Arc::new(MultiProgress::new());
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} volumes {elapsed_precise} eta {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())

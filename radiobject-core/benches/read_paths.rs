@@ -135,15 +135,40 @@ fn read_paths(c: &mut Criterion) {
         assert_eq!(axial.read_region::<f32>(r).expect("plane"), crop(&data, r), "plane {r}");
     }
 
-    let mut g = c.benchmark_group("full_volume");
+    // The same reads through the direct tile reader (the default) and through libtiledb's reader
+    // (`direct_reads = false`), on the same arrays.
+    for (path, direct) in [("direct", true), ("libtiledb", false)] {
+        let mut config = RadiObjectConfig::default();
+        config.read.direct_reads = direct;
+        let ctx = Context::new(&config).expect("context");
+        let axial = Volume::open(&uri("axial"), &ctx).expect("open axial");
+        let iso = Volume::open(&uri("isotropic"), &ctx).expect("open isotropic");
+        bench_reads(c, path, &ctx, &axial, &iso, &rois, &planes, full_bytes, elem);
+    }
+}
+
+/// The timed reads of one read path.
+#[allow(clippy::too_many_arguments)]
+fn bench_reads(
+    c: &mut Criterion,
+    path: &str,
+    ctx: &Context,
+    axial: &Volume,
+    iso: &Volume,
+    rois: &[Region],
+    planes: &[Region],
+    full_bytes: u64,
+    elem: u64,
+) {
+    let mut g = c.benchmark_group(format!("{path}/full_volume"));
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     g.throughput(Throughput::Bytes(full_bytes));
-    for (name, vol) in [("axial", &axial), ("isotropic", &iso)] {
+    for (name, vol) in [("axial", axial), ("isotropic", iso)] {
         g.bench_function(name, |b| b.iter(|| black_box(vol.read_all::<f32>().expect("full read"))));
     }
     g.finish();
 
-    let mut g = c.benchmark_group("axial_slice");
+    let mut g = c.benchmark_group(format!("{path}/axial_slice"));
     g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Bytes(SHAPE[0] as u64 * SHAPE[1] as u64 * elem));
     let mut i = 0;
@@ -160,7 +185,7 @@ fn read_paths(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("roi64");
+    let mut g = c.benchmark_group(format!("{path}/roi64"));
     g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Bytes(ROI.pow(3) * elem));
     let mut i = 0;

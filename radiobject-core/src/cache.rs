@@ -109,6 +109,11 @@ impl TileCache {
         self.budget > 0
     }
 
+    /// Whether a decoded tile is held (counts nothing; a tile being loaded counts as held).
+    pub(crate) fn contains(&self, key: &TileKey) -> bool {
+        self.state.lock().map.contains_key(key)
+    }
+
     /// Bytes and number of tiles currently held.
     pub(crate) fn usage(&self) -> (usize, usize) {
         let s = self.state.lock();
@@ -301,6 +306,14 @@ impl crate::format::array::StoredTileCache for CompressedCache {
                 None
             }
         }
+    }
+
+    fn contains(&self, key: (u64, u64)) -> bool {
+        self.state.lock().map.contains_key(&key)
+    }
+
+    fn count_misses(&self, n: u64) {
+        self.misses.fetch_add(n, Ordering::Relaxed);
     }
 
     fn put(&self, key: (u64, u64), bytes: Arc<Vec<u8>>) {

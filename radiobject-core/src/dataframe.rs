@@ -359,7 +359,7 @@ fn attr_spec(ctx: &Context, name: &str, t: ColumnType) -> Result<AttrSpec> {
         return Err(Error::Invalid(format!("invalid column name {name:?}")));
     }
     let datatype = if t.var { Datatype::StringUtf8 } else { t.datatype };
-    if !t.var && !(datatype.is_voxel_type() || datatype == Datatype::Bool) {
+    if !t.var && !datatype.is_voxel_type() && datatype != Datatype::Bool {
         return Err(Error::UnsupportedDtype(format!("{datatype} (column {name})")));
     }
     Ok(AttrSpec { name: name.to_owned(), datatype, var: t.var, nullable: true, filters: attr_filters(ctx) })

@@ -83,6 +83,9 @@ pub struct CollectionSpec {
     pub format: ImageFormat,
 }
 
+/// A progress callback: `(collection, done, total)` after each finished volume.
+pub type ProgressFn = Box<dyn Fn(&str, usize, usize) + Send + Sync>;
+
 /// Options of an ingest run.
 #[derive(Default)]
 pub struct IngestOptions {
@@ -98,7 +101,7 @@ pub struct IngestOptions {
     /// Parallel image reads/writes (default: `ReadConfig.max_workers`).
     pub max_workers: Option<usize>,
     /// Called after each finished volume with `(collection, done, total)`.
-    pub progress: Option<Box<dyn Fn(&str, usize, usize) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
 }
 
 impl IngestOptions {

@@ -16,6 +16,7 @@ pub fn read_batch(ctx: &Context, requests: &[(Volume, Region)]) -> Result<Vec<Vo
     if requests.len() <= 1 {
         return requests.iter().map(|(v, r)| v.read_region_dyn(r)).collect();
     }
+    prefetch(&ctx, requests);
     ctx.pool()?.install(|| requests.par_iter().map(|(v, r)| v.read_region_dyn(r)).collect())
 }
 
@@ -26,6 +27,14 @@ pub fn read_batch_into(ctx: &Context, requests: &[(Volume, Region)], outs: &mut 
     if requests.len() != outs.len() {
         return Err(crate::Error::Invalid(format!("{} requests but {} output buffers", requests.len(), outs.len())));
     }
+    prefetch(&ctx, requests);
     ctx.pool()?
         .install(|| requests.par_iter().zip(outs.par_iter_mut()).try_for_each(|((v, r), out)| v.read_into(r, out)))
+}
+
+/// One request wave for the stored tiles of every remote volume in the batch (see
+/// [`crate::volume::prefetch_stored`]).
+fn prefetch(ctx: &Context, requests: &[(Volume, Region)]) {
+    let items: Vec<(&Volume, &Region)> = requests.iter().map(|(v, r)| (v, r)).collect();
+    crate::volume::prefetch_stored(ctx, &items);
 }

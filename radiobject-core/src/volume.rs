@@ -42,9 +42,10 @@ pub const VOXELS_ATTR: &str = "voxels";
 pub const DIM_NAMES: [&str; 4] = ["x", "y", "z", "t"];
 
 /// Stored bytes one wave of a direct whole-region read fetches at once: on object stores a wave
-/// is one round of concurrent requests, so waves are large; local reads gain nothing from them.
+/// is one round of concurrent requests, so waves are large; local reads fetch each tile in the
+/// task that decodes it, so they need no waves.
 fn wave_bytes(d: &DirectArray) -> usize {
-    if d.is_local() { 4 << 20 } else { 64 << 20 }
+    if d.is_local() { usize::MAX } else { 64 << 20 }
 }
 
 /// Reads below this size are done in one query (splitting costs more than it saves).
@@ -238,7 +239,11 @@ fn volume_info(uri: &str, schema: &ffi::SchemaInfo) -> Result<VolumeInfo> {
         .find(|a| a.name == VOXELS_ATTR)
         .or_else(|| if schema.attrs.len() == 1 { schema.attrs.first() } else { None })
         .ok_or_else(|| bad(format!("no '{VOXELS_ATTR}' attribute")))?;
-    if !attr.datatype.is_voxel_type() || attr.var || attr.nullable {
+    if attr.nullable || attr.var {
+        let what = if attr.nullable { "nullable" } else { "variable-sized" };
+        return Err(bad(format!("attribute {} is {what}; volumes hold one non-null number per voxel", attr.name)));
+    }
+    if !attr.datatype.is_voxel_type() {
         return Err(bad(format!("attribute {} holds {:?} cells, not numeric voxels", attr.name, attr.datatype)));
     }
     Ok(VolumeInfo {
@@ -275,8 +280,13 @@ fn open_state(uri: &str, ctx: &Context) -> Result<OpenState> {
             // Commits kept changing while we opened: a version nobody else can share.
             version_of(uri, &[format!("unstable-{}", std::process::id()), format!("{:p}", &array)])
         };
-        let grid = TileGrid::new(&info.shape, &info.tile_extents);
         let direct = open_direct(ctx, uri, &info, &after);
+        let mut info = info;
+        if let Some(d) = &direct {
+            // A current domain (TileDB 2.30) is the array's shape for now: reads stay inside it.
+            info.shape = d.readable_box().iter().map(|&(_, hi)| hi).collect();
+        }
+        let grid = TileGrid::new(&info.shape, &info.tile_extents);
         return Ok(OpenState { ctx: ctx.clone(), array, info, grid, metadata, version, direct });
     }
 }
@@ -296,12 +306,22 @@ fn open_direct(ctx: &Context, uri: &str, info: &VolumeInfo, commits: &[String]) 
         }
     };
     let remote = !storage.is_local();
-    match DirectArray::open(storage, &info.attr, None) {
+    // On the context's pool: the open lists a few prefixes side by side.
+    let opened = match ctx.pool() {
+        Ok(pool) => pool.install(|| DirectArray::open(storage, &info.attr, None)),
+        Err(_) => DirectArray::open(storage, &info.attr, None),
+    };
+    match opened {
         Ok(mut d) => {
             if remote && ctx.config().read.compressed_cache_mb > 0 {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 uri.hash(&mut h);
                 d = d.with_stored_cache(ctx.compressed_cache().clone(), h.finish());
+            }
+            if d.readable_box().iter().any(|&(lo, _)| lo != 0) {
+                // A current domain not anchored at the domain's low corner: libtiledb's reads.
+                counters.fallback("current_domain");
+                return None;
             }
             let same = d.commits == commits
                 && d.shape == info.shape
@@ -334,13 +354,17 @@ pub fn direct_read_array(
     region: Option<&Region>,
 ) -> Result<VolumeData> {
     let storage = ctx.storage_for(uri).map_err(|why| Error::Invalid(format!("{uri}: no direct storage ({why})")))?;
-    let d = match DirectArray::open(storage, attr, t_end) {
+    let d = match ctx.pool()?.install(|| DirectArray::open(storage, attr, t_end)) {
         Ok(d) => d,
         Err(e) if e.is_unsupported() => return Err(Error::Invalid(format!("{uri}: direct reader refuses it: {e}"))),
         Err(e) => return Err(direct_error(uri, e)),
     };
-    let region = region.cloned().unwrap_or_else(|| Region::full(&d.shape));
+    let readable = d.readable_box();
+    let region = region.cloned().unwrap_or_else(|| Region::new(readable.clone()));
     region.check_within(&d.shape)?;
+    if crate::region::intersect(region.ranges(), &readable).as_deref() != Some(region.ranges()) {
+        return Err(Error::region(format!("region {region} of {uri} lies outside the current domain {readable:?}")));
+    }
     let dtype = d.cell.datatype().ok_or_else(|| Error::UnsupportedDtype(format!("TileDB type {}", d.cell.0)))?;
     let shape = usize_vec(&region.shape());
     with_voxel_type!(dtype, T => {
@@ -352,6 +376,45 @@ pub fn direct_read_array(
         let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::shape(e.to_string()))?;
         Ok(VolumeData::from(a))
     }, _ => Err(Error::UnsupportedDtype(dtype.to_string())))
+}
+
+/// Before a batch of reads: fetches the stored tiles the reads of remote volumes will miss, in
+/// one request wave per volume (volumes side by side on the context's pool), into the
+/// compressed-tile tier. The reads that follow then find their bytes in memory, so a batch pays
+/// about one round trip instead of one per read. Local volumes, volumes read through libtiledb
+/// and contexts without a compressed tier skip it. Errors are left to the reads (which report
+/// them per item).
+pub(crate) fn prefetch_stored(ctx: &Context, items: &[(&Volume, &Region)]) {
+    if ctx.config().read.compressed_cache_mb == 0 || items.len() < 2 {
+        return;
+    }
+    // Group the regions by volume; volumes not yet open are opened here, side by side (an open
+    // on S3 is several round trips).
+    let mut per: Vec<(&Volume, Vec<&Region>)> = Vec::new();
+    for &(v, r) in items {
+        match per.iter_mut().find(|(w, _)| Arc::ptr_eq(&w.inner, &v.inner)) {
+            Some((_, rs)) => rs.push(r),
+            None => per.push((v, vec![r])),
+        }
+    }
+    let fetch = |(v, regions): (&Volume, Vec<&Region>)| {
+        let Ok(st) = v.state() else { return };
+        let Some(d) = st.direct.as_ref().filter(|d| !d.is_local()) else { return };
+        let cache = st.ctx.cache();
+        let mut tiles: Vec<Vec<u64>> = regions
+            .into_iter()
+            .filter(|r| r.check_within(&st.info.shape).is_ok())
+            .flat_map(|r| st.grid.tiles_overlapping(r))
+            .filter(|c| !cache.contains(&(st.version, st.grid.linear(c))))
+            .collect();
+        tiles.sort_unstable();
+        tiles.dedup();
+        let _ = d.prefetch(&tiles);
+    };
+    match ctx.pool() {
+        Ok(pool) if per.len() > 1 => pool.install(|| per.into_par_iter().for_each(fetch)),
+        _ => per.into_iter().for_each(fetch),
+    }
 }
 
 /// A short, stable name for why the direct reader refused an array (a counter name).

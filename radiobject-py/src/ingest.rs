@@ -32,6 +32,9 @@ fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target
 
 /// Finds the images of a glob, a NIfTI directory or a directory of DICOM series:
 /// ``(format, [(path, subject_id)])``.
+/// `(name, format, [(subject, path)])` of one collection to ingest.
+type CollectionSources = (String, String, Vec<(String, String)>);
+
 #[pyfunction]
 #[pyo3(signature = (spec, format=None))]
 pub fn discover(py: Python<'_>, spec: &str, format: Option<&str>) -> PyResult<(String, Vec<(String, String)>)> {
@@ -55,7 +58,7 @@ pub fn ingest_images<'py>(
     py: Python<'py>,
     uri: &str,
     ctx: PyRef<'py, PyContext>,
-    collections: Vec<(String, String, Vec<(String, String)>)>,
+    collections: Vec<CollectionSources>,
     obs_meta: Option<&Bound<'py, PyDict>>,
     reorient: Option<&str>,
     store_original_affine: bool,

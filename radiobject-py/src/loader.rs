@@ -171,6 +171,12 @@ impl PyPlan {
         self.inner.config().seed
     }
 
+    /// Batches the native prefetcher reads ahead by default (more on object stores).
+    #[getter]
+    fn recommended_prefetch(&self) -> usize {
+        self.inner.recommended_prefetch()
+    }
+
     /// Threads of the worker pool that reads this plan's batches (this process's context).
     #[getter]
     fn threads(&self, py: Python<'_>) -> PyResult<usize> {

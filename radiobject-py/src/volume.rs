@@ -299,13 +299,16 @@ pub(crate) fn write_config(py: Python<'_>, json: Option<&str>) -> PyResult<Write
     }
 }
 
+/// One region request of [`read_batch`]: a volume and half-open ranges.
+type VolumeRequest<'py> = (PyRef<'py, PyVolume>, Vec<(u64, u64)>);
+
 /// Reads many regions of many volumes on ``ctx``'s worker pool, with the GIL released; results
 /// in request order.
 #[pyfunction]
 pub fn read_batch<'py>(
     py: Python<'py>,
     ctx: PyRef<'py, PyContext>,
-    requests: Vec<(PyRef<'py, PyVolume>, Vec<(u64, u64)>)>,
+    requests: Vec<VolumeRequest<'py>>,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let reqs: Vec<(Volume, Region)> = requests.iter().map(|(v, r)| (v.inner.clone(), region_of(r.clone()))).collect();
     let c = ctx.inner.clone();

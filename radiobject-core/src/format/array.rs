@@ -89,6 +89,10 @@ impl Fragment {
 pub trait StoredTileCache: Send + Sync {
     /// The bytes, if cached (counts a hit or a miss).
     fn get(&self, key: (u64, u64)) -> Option<Arc<Vec<u8>>>;
+    /// Whether the key is cached (counts nothing).
+    fn contains(&self, key: (u64, u64)) -> bool;
+    /// Counts `n` lookups that went to storage (a prefetch's misses).
+    fn count_misses(&self, n: u64);
     /// Offers fetched bytes to the cache.
     fn put(&self, key: (u64, u64), bytes: Arc<Vec<u8>>);
 }
@@ -131,6 +135,8 @@ pub struct DirectArray {
     pub shape: Vec<u64>,
     /// Tile extents.
     pub extents: Vec<u64>,
+    /// Where tiles are clipped: the end of the current domain, else of the domain.
+    ends: Vec<u64>,
     /// The `__commits` listing this view was built from (sorted names).
     pub commits: Vec<String>,
 }
@@ -163,7 +169,10 @@ impl DirectArray {
     /// Opens the array in `storage` for reads of attribute `attr` as of `t_end` (ms since the
     /// epoch; `None` = now, as libtiledb opens arrays for reading).
     pub fn open(storage: Arc<dyn Storage>, attr: &str, t_end: Option<u64>) -> Result<DirectArray, DirectError> {
-        let root = storage.list("")?;
+        // Three listings, side by side (each is a round trip on object stores).
+        let (root, (commits, schema_list)) =
+            rayon::join(|| storage.list(""), || rayon::join(|| storage.list("__commits"), || storage.list("__schema")));
+        let (root, commits, schema_list) = (root?, commits?, schema_list?);
         if root.iter().any(|e| {
             e.ends_with(".ok")
                 || e == "__array_schema.tdb"
@@ -171,14 +180,13 @@ impl DirectArray {
         }) {
             return Err(FormatError::unsupported("legacy (format < 12) array layout").into());
         }
-        let commits = storage.list("__commits")?;
         let parsed = Commits::from_listing(&commits, |e| {
             storage.read(&format!("__commits/{e}")).map_err(|e| FormatError::corrupt(e.to_string()))
         })?;
         let refs = parsed.select(0, t_end.unwrap_or_else(now_ms))?;
 
         let mut schema_names: Vec<String> =
-            storage.list("__schema")?.into_iter().filter(|n| n.starts_with("__") && n != "__enumerations").collect();
+            schema_list.into_iter().filter(|n| n.starts_with("__") && n != "__enumerations").collect();
         schema_names.sort_by_key(|n| parse_timestamped_name(n).map(|(t1, t2, _)| (t1, t2)));
         let latest =
             schema_names.last().ok_or_else(|| FormatError::unsupported("no __schema folder (format < 10)"))?.clone();
@@ -225,7 +233,7 @@ impl DirectArray {
         }
         let mut commits = commits;
         commits.sort();
-        Ok(DirectArray {
+        let mut d = DirectArray {
             storage,
             stored_cache: None,
             schema,
@@ -234,10 +242,13 @@ impl DirectArray {
             cell_size,
             fill,
             fragments,
+            ends: shape.clone(),
             shape,
             extents,
             commits,
-        })
+        };
+        d.ends = d.readable_box().iter().map(|&(_, hi)| hi).collect();
+        Ok(d)
     }
 
     fn load_fragment(
@@ -356,9 +367,10 @@ impl DirectArray {
         self.cell_size
     }
 
-    /// The voxel box of tile `coords` clipped to the domain (half-open).
+    /// The voxel box of tile `coords` clipped to the domain, or to the current domain's upper
+    /// corner when the schema sets one (half-open).
     pub fn tile_box(&self, coords: &[u64]) -> Vec<(u64, u64)> {
-        coords.iter().zip(&self.extents).zip(&self.shape).map(|((&c, &e), &n)| (c * e, ((c + 1) * e).min(n))).collect()
+        coords.iter().zip(&self.extents).zip(&self.ends).map(|((&c, &e), &n)| (c * e, ((c + 1) * e).min(n))).collect()
     }
 
     /// Which fragments a tile needs, oldest first: all that overlap it, or only the newest when
@@ -425,8 +437,37 @@ impl DirectArray {
         Ok(out)
     }
 
-    /// Decodes tile `coords` into `out`: its box clipped to the domain, Fortran order. `stored`
-    /// must hold the tiles [`needed`](Self::needed) lists for it. `scratch` is reused between calls.
+    /// Fetches the stored tiles that tiles `coords` need and the stored-tile cache lacks, in one
+    /// request wave, into that cache (without one, does nothing). Returns how many it fetched.
+    /// Reads that follow then find their stored tiles in memory: a batch of reads over many
+    /// tiles pays one round trip instead of one per read.
+    pub fn prefetch(&self, coords: &[Vec<u64>]) -> Result<usize, DirectError> {
+        let Some((cache, _)) = &self.stored_cache else { return Ok(0) };
+        let wanted: Vec<(usize, usize)> = self
+            .needed(coords)
+            .into_iter()
+            .filter(|&(f, p)| self.stored_key(f, p).is_some_and(|(c, k)| !c.contains(k)))
+            .collect();
+        let mut i = 0;
+        while i < wanted.len() {
+            let f = wanted[i].0;
+            let j = wanted[i..].iter().position(|w| w.0 != f).map_or(wanted.len(), |k| i + k);
+            let frag = &self.fragments[f];
+            let ranges: Vec<Range<u64>> = wanted[i..j].iter().map(|&(_, p)| frag.range(p)).collect();
+            for (&(_, pos), bytes) in wanted[i..j].iter().zip(self.storage.read_ranges(&frag.data_path, &ranges)?) {
+                if let Some((c, k)) = self.stored_key(f, pos) {
+                    c.put(k, Arc::new(bytes));
+                }
+            }
+            i = j;
+        }
+        cache.count_misses(wanted.len() as u64);
+        Ok(wanted.len())
+    }
+
+    /// Decodes tile `coords` into `out`: its box clipped to the domain, Fortran order. Stored
+    /// tiles it needs (see [`needed`](Self::needed)) come from `stored`, or are fetched here when
+    /// missing. `scratch` is reused between calls.
     pub fn decode_tile(
         &self,
         coords: &[u64],
@@ -451,7 +492,15 @@ impl DirectArray {
         for f in sources {
             let frag = &self.fragments[f];
             let Some(pos) = frag.position(coords, self.schema.tile_order) else { continue };
-            let bytes = stored.get(&(f, pos)).ok_or_else(|| FormatError::corrupt("tile not fetched"))?;
+            // Local reads fetch each tile in the task that decodes it (reads overlap decodes).
+            let fetched;
+            let bytes = match stored.get(&(f, pos)) {
+                Some(b) => b,
+                None => {
+                    fetched = self.fetch(&[(f, pos)])?.pop().ok_or_else(|| FormatError::corrupt("tile not fetched"))?;
+                    &fetched.bytes
+                }
+            };
             let what = |e: FormatError| -> DirectError {
                 let msg = format!("tile {coords:?} of fragment {}: {e}", frag.r#ref.name);
                 match e {
@@ -497,6 +546,10 @@ impl DirectArray {
     /// Reads and decodes tiles `coords` (in parallel on the current rayon pool): each result is
     /// the tile's box clipped to the domain, Fortran order.
     pub fn read_tiles(&self, coords: &[Vec<u64>]) -> Result<Vec<Vec<u8>>, DirectError> {
+        if self.is_local() {
+            // Each decoding task reads its own tiles: no wave to wait for.
+            return self.decode_from(coords, &StoredMap::new());
+        }
         let stored = self.fetch(&self.needed(coords))?;
         self.decode_tiles(coords, &stored)
     }
@@ -533,6 +586,36 @@ impl DirectArray {
             return Ok(vec![decode(&coords[0], &mut Vec::new())?]);
         }
         coords.par_iter().map_init(Vec::new, |scratch, c| decode(c, scratch)).collect()
+    }
+
+    /// The box reads may touch (half-open, from the domain's low corner): the current domain when
+    /// the schema sets one (libtiledb refuses reads outside it), else the whole domain.
+    pub fn readable_box(&self) -> Vec<(u64, u64)> {
+        match &self.schema.current_domain {
+            Some(cd) => cd
+                .iter()
+                .zip(&self.schema.dims)
+                .map(|(&(lo, hi), d)| ((lo.max(d.lo) - d.lo) as u64, (hi.min(d.hi) - d.lo) as u64 + 1))
+                .collect(),
+            None => self.shape.iter().map(|&n| (0, n)).collect(),
+        }
+    }
+
+    /// Where tile `c` lies in a Fortran-ordered buffer of region `sub`, when its (clipped) box is
+    /// one contiguous run of it: the box spans `sub` whole along every axis but the last and lies
+    /// inside it along the last (e.g. an axial tile of a whole-volume read).
+    fn contiguous_in(&self, c: &[u64], sub: &[(u64, u64)], c_order: bool) -> Option<Range<usize>> {
+        if c_order {
+            return None;
+        }
+        let tb = self.tile_box(c);
+        let last = tb.len() - 1;
+        if tb[..last] != sub[..last] || tb[last].0 < sub[last].0 || tb[last].1 > sub[last].1 {
+            return None;
+        }
+        let plane: usize = sub[..last].iter().map(|&(a, b)| (b - a) as usize).product::<usize>() * self.cell_size;
+        let start = (tb[last].0 - sub[last].0) as usize * plane;
+        Some(start..start + (tb[last].1 - tb[last].0) as usize * plane)
     }
 
     /// Whether the array's files are local (no request latency to hide).
@@ -601,13 +684,18 @@ impl DirectArray {
             let wave: Vec<_> = slabs.drain(..take).collect();
             wanted.sort_unstable();
             wanted.dedup();
-            let stored: StoredMap = self.fetch(&wanted)?.into_iter().map(|s| ((s.fragment, s.pos), s.bytes)).collect();
+            let stored: StoredMap = if self.is_local() {
+                StoredMap::new()
+            } else {
+                self.fetch(&wanted)?.into_iter().map(|s| ((s.fragment, s.pos), s.bytes)).collect()
+            };
             // Tiles of one slab decode `per` at a time in parallel when there are fewer slabs than
-            // threads (e.g. one slab of axial tiles), else one by one per slab.
-            let per = (2 * rayon::current_num_threads()).div_ceil(wave.len()).max(1);
+            // threads (e.g. one slab of axial tiles), else one by one per slab: a few tiles per
+            // thread in flight keeps a whole read's peak near the result's size.
+            let per = (rayon::current_num_threads() / wave.len()).max(1);
             let run = |(sub, chunk, tiles): Slab<'_>, bufs: &mut (Vec<u8>, Vec<u8>)| {
                 let sshape: Vec<usize> = sub.iter().map(|&(a, b)| (b - a) as usize).collect();
-                let mut place = |c: &Vec<u64>, tile: &[u8]| {
+                let place = |c: &Vec<u64>, tile: &[u8], chunk: &mut [u8]| {
                     let tb = self.tile_box(c);
                     let Some(inter) = intersect(&tb, &sub) else { return };
                     let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
@@ -619,15 +707,20 @@ impl DirectArray {
                 if per > 1 {
                     for group in tiles.chunks(per) {
                         for (c, tile) in group.iter().zip(self.decode_from(group, &stored)?) {
-                            place(c, &tile);
+                            place(c, &tile, chunk);
                         }
                     }
                     return Ok(());
                 }
                 for c in &tiles {
                     let (tile, scratch) = bufs;
+                    if let Some(run) = self.contiguous_in(c, &sub, c_order) {
+                        // The tile's box is one contiguous run of the slab: decode straight into it.
+                        self.decode_tile(c, &stored, &mut chunk[run], scratch)?;
+                        continue;
+                    }
                     self.decode_into_vec(c, &stored, tile, scratch)?;
-                    place(c, tile);
+                    place(c, tile, chunk);
                 }
                 Ok::<(), DirectError>(())
             };

@@ -177,7 +177,8 @@ impl Plan {
         let infos = |ch: &Channel| -> Result<Vec<(Vec<u64>, Datatype)>> {
             let one = |v: &Volume| v.info().map(|i| (i.shape, i.dtype));
             match &ctx {
-                Some(c) if n_volumes > 8 => c.pool()?.install(|| ch.volumes.par_iter().map(one).collect()),
+                // Side by side: an open on S3 is several round trips.
+                Some(c) if n_volumes > 1 => c.pool()?.install(|| ch.volumes.par_iter().map(one).collect()),
                 _ => ch.volumes.iter().map(one).collect(),
             }
         };
@@ -312,6 +313,26 @@ impl Plan {
         self.foreground.as_ref()
     }
 
+    /// Whether any volume lives on an object store (S3): reads then wait on round trips.
+    pub fn is_remote(&self) -> bool {
+        self.keys.iter().flat_map(|k| &k.channels).flat_map(|c| &c.volumes).any(|v| {
+            let u = v.uri();
+            u.contains("://") && !u.starts_with("file://")
+        })
+    }
+
+    /// How many batches the native prefetcher reads ahead by default: 2 whole volumes, 1 patch
+    /// or slice batch (reading more at once only competes for the cores with the batch being
+    /// decoded); on object stores at least 4, so that batches' request waves overlap and the
+    /// round trips hide behind each other.
+    pub fn recommended_prefetch(&self) -> usize {
+        let local = match self.config.mode {
+            Mode::FullVolume => 2,
+            Mode::Patch(_) | Mode::Slice(_) => 1,
+        };
+        if self.is_remote() { local.max(4) } else { local }
+    }
+
     /// The context whose pool reads this plan's batches (this process's).
     pub fn context(&self) -> Result<Context> {
         self.keys[0].channels[0].volumes.first().map(Volume::context).unwrap_or_else(crate::context::global_context)
@@ -428,6 +449,9 @@ impl Plan {
             })
         };
         let ctx = self.context()?;
+        // Remote volumes: one request wave for the whole batch's stored tiles.
+        let wanted: Vec<(&Volume, &Region)> = jobs.iter().map(|(v, it, _, _)| (*v, &it.region)).collect();
+        crate::volume::prefetch_stored(&ctx, &wanted);
         if jobs.len() == 1 {
             jobs.into_iter().try_for_each(read_one)?;
         } else {

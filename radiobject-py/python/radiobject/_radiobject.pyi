@@ -455,6 +455,9 @@ class NativePlan:
     def seed(self) -> int:
         """The seed of every random choice."""
     @property
+    def recommended_prefetch(self) -> int:
+        """Batches the native prefetcher reads ahead by default (more on object stores)."""
+    @property
     def threads(self) -> int:
         """Threads of the worker pool that reads this plan's batches."""
     def item_shape(self, volume: int) -> list[int]:

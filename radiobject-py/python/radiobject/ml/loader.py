@@ -43,6 +43,8 @@ log = logging.getLogger("radiobject.ml")
 #: 2 cores): one batch ahead already keeps the data wait at 2% when a batch reads faster than the
 #: step; for patches and slices a second batch in flight lowered throughput by ~35% (concurrent
 #: batches decode the same tiles), for whole volumes it raised it (large batches, more to overlap).
+# Batches read ahead with num_workers=0 when ``prefetch`` is not given, for local datasets; the
+# rule (including more read-ahead on object stores) lives in the core: NativePlan.recommended_prefetch.
 DEFAULT_PREFETCH = {"full_volume": 2, "patch": 1, "slice_2d": 1}
 
 _SEED_MASK = (1 << 63) - 1
@@ -357,7 +359,7 @@ class RadiObjectDataLoader(DataLoader):
                 stacklevel=3,
             )
         if prefetch is None:
-            prefetch = DEFAULT_PREFETCH.get(dataset._config.loading_mode.value, 1)
+            prefetch = dataset._plan.recommended_prefetch
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         from radiobject.ml.utils.worker_init import worker_init_fn
