@@ -629,9 +629,10 @@ impl CollectionWriter {
 
     /// Checks an obs_id/subject pair and the shape before anything is written.
     fn check_row(&self, obs_id: &str, subject_id: &str, shape: &[u64]) -> Result<()> {
-        if obs_id.is_empty() || subject_id.is_empty() {
+        if obs_id.is_empty() {
             return Err(Error::Invalid("obs_id and obs_subject_id must be non-empty".into()));
         }
+        crate::dataset::check_subject_id(subject_id)?;
         if self.seen.contains(obs_id) {
             return Err(Error::Alignment(format!("obs_id {obs_id:?} already exists in {}", self.uri)));
         }

@@ -230,9 +230,39 @@ fn unique_subjects(obs_meta: &Frame) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn check_collection_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
-        return Err(Error::Invalid(format!("invalid collection name {name:?}: use letters, digits, '-', '_'")));
+/// The one rule for collection names, checked before anything is written: a collection is a
+/// folder of the dataset and a member of its group, so its name must be one path component that
+/// is not hidden and not reserved by TileDB (`__meta`, `__group`, `__tiledb_group.tdb`, ... all
+/// start with `__`).
+pub fn check_collection_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name.starts_with('.') {
+        Some("it starts with '.' ('.', '..' and hidden names are not allowed)")
+    } else if name.contains(['/', '\\']) {
+        Some("it contains a path separator")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains control characters")
+    } else if name.starts_with("__") {
+        Some("names starting with '__' are reserved by TileDB")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::Invalid(format!(
+            "invalid collection name {name:?}: {why}; use letters, digits, '-', '_' and '.'"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The one rule for subject ids: not empty, not only whitespace, no control characters (they
+/// name rows of `obs_meta` and prefix every `obs_id`).
+pub fn check_subject_id(id: &str) -> Result<()> {
+    if id.trim().is_empty() || id.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "invalid subject id {id:?}: subject ids must be non-empty and free of control characters"
+        )));
     }
     Ok(())
 }
@@ -594,7 +624,22 @@ impl Drop for DatasetWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::obs_ids_json;
+    use super::{check_collection_name, check_subject_id, obs_ids_json};
+
+    #[test]
+    fn one_rule_for_collection_names_and_subject_ids() {
+        for ok in ["T1w", "FLAIR", "seg-manual", "ct_2", "t1.ce", "Zoë"] {
+            check_collection_name(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "../../x", "a/b", "a\\b", "__meta", "__group", ".hidden", "a\nb"] {
+            let e = check_collection_name(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid collection name"), "{bad:?}: {e}");
+        }
+        check_subject_id("sub-01").unwrap();
+        for bad in ["", "  ", "a\0b", "a\tb"] {
+            assert!(check_subject_id(bad).unwrap_err().to_string().contains("invalid subject id"), "{bad:?}");
+        }
+    }
 
     #[test]
     fn obs_ids_json_matches_python_json_dumps() {

@@ -675,6 +675,12 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
     }
     let mut names = std::collections::HashSet::new();
     for c in collections {
+        // Names and ids are checked before anything is written (a bad name could break the
+        // dataset or write outside it).
+        crate::dataset::check_collection_name(&c.name)?;
+        for src in &c.sources {
+            crate::dataset::check_subject_id(&src.subject_id)?;
+        }
         if !names.insert(c.name.as_str()) {
             return Err(Error::Invalid(format!("collection {:?} given twice", c.name)));
         }

@@ -114,11 +114,12 @@ impl CounterSnapshot {
     pub fn s3_stats(&self) -> S3Stats {
         S3Stats {
             read_ops: self.get("Context.VFS.read_ops_num") + self.get("RadiObject.IO.range_requests"),
-            parallelized_reads: self.get("RadiObject.Reads.parallel_queries"),
+            parallelized_reads: self.get("RadiObject.Reads.parallel_queries")
+                + self.get("RadiObject.IO.overlapped_requests"),
             write_ops: self.get("Context.VFS.write_ops_num"),
             total_bytes_read: self.get("Context.VFS.read_byte_num") + self.get("RadiObject.IO.bytes_fetched"),
             total_bytes_written: self.get("Context.VFS.write_byte_num"),
-            read_queries: self.get("RadiObject.Reads.queries"),
+            read_queries: self.get("RadiObject.Reads.queries") + self.get("RadiObject.IO.range_requests"),
         }
     }
 }
@@ -161,7 +162,9 @@ pub struct S3Stats {
     /// Backend read requests (`Context.VFS.read_ops_num`, each parallel S3 sub-request counts,
     /// plus the direct reader's `RadiObject.IO.range_requests`).
     pub read_ops: u64,
-    /// Read queries our read path issued while another one of the same context was running.
+    /// Reads our read path issued while another one of the same context was running: TileDB
+    /// queries (`RadiObject.Reads.parallel_queries`) plus the direct reader's storage reads
+    /// (`RadiObject.IO.overlapped_requests`).
     pub parallelized_reads: u64,
     /// Backend write requests (`Context.VFS.write_ops_num`).
     pub write_ops: u64,
@@ -169,7 +172,8 @@ pub struct S3Stats {
     pub total_bytes_read: u64,
     /// Bytes written to storage (`Context.VFS.write_byte_num`).
     pub total_bytes_written: u64,
-    /// Read queries our read path issued (the denominator of `parallelization_rate`).
+    /// Reads our read path issued (the denominator of `parallelization_rate`): TileDB queries
+    /// plus the direct reader's storage reads (`RadiObject.IO.range_requests`).
     pub read_queries: u64,
 }
 

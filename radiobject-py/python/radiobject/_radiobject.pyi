@@ -41,6 +41,7 @@ __all__ = [
     "read_image",
     "verify",
     "cli_main",
+    "direct_read",
 ]
 
 _Region = Sequence[tuple[int, int]]
