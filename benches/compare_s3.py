@@ -109,7 +109,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Moto:
+class _Server:
+    """A helper server process of this benchmark, stopped (with its process group) on exit."""
+
+    proc: subprocess.Popen | None = None
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+class Moto(_Server):
     """The moto server of ``RADIOBJECT_TEST_S3_ENDPOINT``, or one started here."""
 
     def __init__(self) -> None:
@@ -139,13 +150,9 @@ class Moto:
         self.endpoint = f"http://127.0.0.1:{port}"
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
 
 
-class Proxy:
+class Proxy(_Server):
     """``tests/s3_delay_proxy.py`` in its own process (in this one, its event loop would compete
     for the GIL with the loader's Python code and add latency of its own)."""
 
@@ -167,10 +174,6 @@ class Proxy:
         self.endpoint = f"http://127.0.0.1:{int(line)}"
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
 
 
 def config(endpoint: str | None, **read) -> ro.RadiObjectConfig:

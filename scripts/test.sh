@@ -23,6 +23,10 @@ done
 export RADIOBJECT_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret-value AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
+echo "== cargo fmt --check, cargo clippy -D warnings (workspace, all targets)" >&2
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 echo "== cargo test (workspace)" >&2
 cargo test --release --workspace --quiet
 echo "== pytest" >&2

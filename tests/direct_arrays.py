@@ -421,10 +421,11 @@ def emit(**kw):
 """
 
 
-def run_isolated(code: str, timeout: float = 60, **args) -> dict:
-    """Runs ``code`` (after PRELUDE; it must call ``emit(...)``) in a fresh interpreter and returns
-    what it emitted. A signal, a non-zero exit or a timeout raises AssertionError."""
-    script = PRELUDE + textwrap.dedent(code)
+def run_isolated(code: str, timeout: float = 60, prelude: str = PRELUDE, **args) -> dict:
+    """Runs ``code`` (after ``prelude``; it must print one ``@@RESULT@@<json>`` line, e.g. with
+    PRELUDE's ``emit(...)``) in a fresh interpreter with ``args`` as JSON in ``sys.argv[1]``, and
+    returns the result. A signal, a non-zero exit or a timeout raises AssertionError."""
+    script = prelude + textwrap.dedent(code)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     try:

@@ -70,6 +70,9 @@ def test_configure_replaces_sections_and_rebuilds_the_global_context():
         lambda: TileConfig(orientation="diagonal"),
         lambda: S3Config(multipart_part_size_mb=4),
         lambda: S3Config(endpoint="ftp://host:21"),
+        lambda: S3Config(endpoint="http://"),  # used to fall back to real AWS silently
+        lambda: S3Config(endpoint="not a url"),  # used to be accepted until the first request
+        lambda: S3Config(endpoint="http://127.0.0.1:port"),
         lambda: S3Config(scheme="gopher"),
         lambda: configure(read={"max_wrokers": 8}),
         lambda: configure(write={"compression": {"algorithm": "gzip", "level": 12}}),

@@ -17,10 +17,7 @@ S3-compatible server (moto) on 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +30,7 @@ from radiobject import TileDBStats, Volume
 from radiobject.parallel import read_regions
 
 from conftest import S3_BUCKET, phantom, s3_config
+from direct_arrays import run_isolated
 
 pytestmark = pytest.mark.s3
 
@@ -611,21 +609,7 @@ print("@@RESULT@@" + json.dumps(out), flush=True)
 
 
 def _run_fault(endpoint: str, uri: str, npy: Path, fault: str, timeout: float = 180) -> dict:
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", FAULT_CODE, json.dumps({"endpoint": endpoint, "uri": uri, "npy": str(npy), "fault": fault})],
-            capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT),
-        )
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"the fault case hung for more than {timeout}s:\n{(e.stderr or b'')[-3000:]!r}") from None
-    if proc.returncode != 0:
-        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-        raise AssertionError(f"the fault case crashed ({how}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("@@RESULT@@")]
-    assert lines, f"no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("@@RESULT@@") :])
+    return run_isolated(FAULT_CODE, timeout, prelude="", endpoint=endpoint, uri=uri, npy=str(npy), fault=fault)
 
 
 def _fault_volume(s3_endpoint, s3_uri, tmp_path, name):

@@ -370,6 +370,23 @@ impl S3Config {
             {
                 return Err(Error::Config(format!("endpoint scheme must be http or https, got {scheme:?}")));
             }
+            // The host (and port) must be there and look like one: "http://" or "not a url" would
+            // otherwise fall back to AWS or fail only at the first request.
+            let rest = e.split_once("://").map_or(e.as_str(), |(_, r)| r);
+            let authority = rest.split('/').next().unwrap_or_default();
+            let (host, port) = match authority.rsplit_once(':') {
+                // A bracketed IPv6 address without a port has colons of its own.
+                _ if authority.starts_with('[') && authority.ends_with(']') => (authority, None),
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            };
+            let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+            if !host_ok || !port_ok {
+                return Err(Error::Config(format!(
+                    "endpoint {e:?} is not a valid host[:port] (e.g. \"http://127.0.0.1:9000\" or \"s3.eu-west-1.amazonaws.com\")"
+                )));
+            }
         }
         Ok(())
     }
@@ -548,6 +565,27 @@ mod tests {
         assert_eq!(t.extents_for_shape(&[100, 100, 30]), vec![64, 64, 30]);
         t.z = Some(8);
         assert_eq!(t.extents_for_shape(&[100, 100, 30]), vec![64, 64, 8]);
+    }
+
+    #[test]
+    fn s3_endpoints_are_validated_before_use() {
+        let with = |e: &str| {
+            let mut c = RadiObjectConfig::default();
+            c.s3.endpoint = Some(e.to_owned());
+            c.validate()
+        };
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://s3.eu-west-1.amazonaws.com",
+            "minio.local:9000/",
+            "http://[::1]:9000",
+            "http://[::1]",
+        ] {
+            with(ok).unwrap();
+        }
+        for bad in ["http://", "not a url", "http://host:port", "http://host:0", "http://host:70000", "ftp://x", " "] {
+            assert!(with(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
