@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +23,28 @@ VOXELS_ATTR = "voxels"  #: name of the attribute holding the voxels
 def _write_json(write: WriteConfig | None) -> str:
     cfg = write if write is not None else get_radiobject_config().write
     return _config_json(cfg)
+
+
+def _as_index(v: Any, what: str) -> int:
+    """``v`` as an int: ints and NumPy integers only (a float would be truncated silently)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, got {type(v).__name__} {v!r}")
+    return int(v)
+
+
+def _region_arg(region: Any) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` checked: integer bounds, none negative (a region never wraps)."""
+    out = []
+    for axis, r in enumerate(region):
+        try:
+            a, b = r
+        except (TypeError, ValueError):
+            raise TypeError(f"region axis {axis} must be a (start, stop) pair, got {r!r}") from None
+        a, b = _as_index(a, f"region start of axis {axis}"), _as_index(b, f"region stop of axis {axis}")
+        if a < 0 or b < 0:
+            raise RegionError(f"region ({a}, {b}) of axis {axis} has a negative bound; regions are [start, stop) from 0")
+        out.append((a, b))
+    return out
 
 
 def _parse_key(key: Any, shape: tuple[int, ...]) -> tuple[list[tuple[int, int]], tuple[Any, ...], list[int]]:
@@ -102,6 +125,8 @@ class Volume:
     __slots__ = ("_native", "_uri", "__weakref__")
 
     def __init__(self, uri: str, ctx: Context | None = None):
+        if not isinstance(uri, (str, os.PathLike)):
+            raise TypeError(f"uri must be a str or os.PathLike, got {type(uri).__name__}")
         self._native = _rb.NativeVolume.open(str(uri), resolve_ctx(ctx))
         self._uri = str(uri)
 
@@ -252,11 +277,11 @@ class Volume:
 
     def read(self, region: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> np.ndarray:
         """Reads ``[(start, stop), ...]`` (one half-open range per axis) into a new array."""
-        return self._native.read([(int(a), int(b)) for a, b in region])
+        return self._native.read(_region_arg(region))
 
     def read_into(self, region: list[tuple[int, int]], out: np.ndarray) -> np.ndarray:
         """Reads ``region`` into ``out`` (Fortran-contiguous, the region's shape and the volume's dtype)."""
-        self._native.read_into([(int(a), int(b)) for a, b in region], out)
+        self._native.read_into(_region_arg(region), out)
         return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -293,7 +318,7 @@ class Volume:
         arr = np.asarray(data)
         if region is None:
             region = [(0, n) for n in self.shape]
-        self._native.write([(int(a), int(b)) for a, b in region], arr)
+        self._native.write(_region_arg(region), arr)
 
     def slice(
         self,
@@ -313,6 +338,7 @@ class Volume:
         key: list[Any] = [builtins.slice(None)] * self.ndim
         key[axis] = builtins.slice(index, index + 1) if index >= 0 else builtins.slice(index, index + 1 or None)
         if t is not None:
+            t = _as_index(t, "t")
             if self.ndim != 4:
                 raise RegionError("t is only valid for 4D volumes")
             key[3] = builtins.slice(t, t + 1) if t >= 0 else builtins.slice(t, t + 1 or None)
@@ -320,15 +346,15 @@ class Volume:
 
     def axial(self, z: int, t: int | None = None) -> np.ndarray:
         """The x-y plane at ``z`` (squeezed; 4D with ``t=None`` keeps every t)."""
-        return self._plane(2, int(z), t)
+        return self._plane(2, _as_index(z, "z"), t)
 
     def sagittal(self, x: int, t: int | None = None) -> np.ndarray:
         """The y-z plane at ``x``."""
-        return self._plane(0, int(x), t)
+        return self._plane(0, _as_index(x, "x"), t)
 
     def coronal(self, y: int, t: int | None = None) -> np.ndarray:
         """The x-z plane at ``y``."""
-        return self._plane(1, int(y), t)
+        return self._plane(1, _as_index(y, "y"), t)
 
     def to_numpy(self) -> np.ndarray:
         """Reads the whole volume (streamed straight into the result, bypassing the tile cache)."""
