@@ -317,6 +317,13 @@ def fmt_ms(s: float) -> str:
     return f"{s * 1e3:,.0f} ms"
 
 
+def print_header() -> None:
+    """The header of a table with one column per storage."""
+    head = f"{'operation':<11} {'path':<10} " + " ".join(f"{w:>22}" for w in STORAGES)
+    print(head)
+    print("-" * len(head))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 volumes, 4 subjects, 4 loader batches")
@@ -368,9 +375,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.subjects} subjects x 2 collections; +{args.delay_ms:.0f} ms per request behind the proxy)")
     print(f"machine: {os.cpu_count()} CPUs, load average {results['machine']['load_start'][0]:.1f} at start, "
           f"{results['machine']['load_end'][0]:.1f} at end; total {results['total_s']:.0f} s\n")
-    head = f"{'operation':<11} {'path':<10} " + " ".join(f"{w:>22}" for w in STORAGES)
-    print(head)
-    print("-" * len(head))
+    print_header()
     for op, rows in ops.items():
         for path in PATHS:
             cells = []
@@ -388,9 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{cell:>22}")
             print(f"{op:<11} {path:<10} " + " ".join(cells))
     print("\nrequests per operation (direct reader's range GETs and listings + libtiledb VFS reads; overlapped = started while another was in flight)")
-    head = f"{'operation':<11} {'path':<10} " + " ".join(f"{w:>22}" for w in STORAGES)
-    print(head)
-    print("-" * len(head))
+    print_header()
     for op, rows in ops.items():
         for path in PATHS:
             cells = []

@@ -168,6 +168,24 @@ pub(crate) fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<Vec<(u64, 
     out.iter().all(|&(x, y)| x < y).then_some(out)
 }
 
+/// Copies the part of a Fortran-ordered tile (covering `tile_box`) that lies inside `dst_box`
+/// into `dst`, a buffer of `dst_box` in Fortran or (transposing) C order; nothing when they do not
+/// overlap. Boxes are half-open voxel ranges in the same coordinates.
+pub(crate) fn copy_tile_part(
+    elem: usize,
+    tile: &[u8],
+    tile_box: &[(u64, u64)],
+    dst: &mut [u8],
+    dst_box: &[(u64, u64)],
+    c_order: bool,
+) {
+    let Some(inter) = intersect(tile_box, dst_box) else { return };
+    let len = |b: &[(u64, u64)]| -> Vec<usize> { b.iter().map(|&(a, z)| (z - a) as usize).collect() };
+    let off = |b: &[(u64, u64)]| -> Vec<usize> { inter.iter().zip(b).map(|(x, o)| (x.0 - o.0) as usize).collect() };
+    let copy = if c_order { copy_box_f_to_c } else { copy_box };
+    copy(elem, tile, &len(tile_box), &off(tile_box), dst, &len(dst_box), &off(dst_box), &len(&inter));
+}
+
 /// Copies the sub-box `ext` at `src_off` of a Fortran-ordered `src` of `src_shape` to `dst_off` of
 /// a Fortran-ordered `dst` of `dst_shape`; `elem` bytes per cell. Up to 4 axes.
 ///

@@ -34,19 +34,12 @@ use crate::format::FormatError;
 use crate::format::array::{DirectArray, DirectError};
 use crate::io::IoError;
 use crate::metadata::MetaValue;
-use crate::region::{Region, TileGrid, copy_box, copy_box_f_to_c, intersect};
+use crate::region::{Region, TileGrid, copy_box, copy_box_f_to_c, copy_tile_part};
 
 /// Name of the voxel attribute.
 pub const VOXELS_ATTR: &str = "voxels";
 /// Dimension names, in order.
 pub const DIM_NAMES: [&str; 4] = ["x", "y", "z", "t"];
-
-/// Stored bytes one wave of a direct whole-region read fetches at once: on object stores a wave
-/// is one round of concurrent requests, so waves are large; local reads fetch each tile in the
-/// task that decodes it, so they need no waves.
-fn wave_bytes(d: &DirectArray) -> usize {
-    if d.is_local() { usize::MAX } else { 64 << 20 }
-}
 
 /// Reads below this size are done in one query (splitting costs more than it saves).
 const PARALLEL_MIN_BYTES: usize = 4 << 20;
@@ -372,7 +365,7 @@ pub fn direct_read_array(
         let mut v: Vec<T> = Vec::new();
         v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory { what: format!("region {region} of {uri}"), bytes: (n * dtype.size()) as u64 })?;
         v.resize(n, <T as bytemuck::Zeroable>::zeroed());
-        ctx.pool()?.install(|| d.read_box(region.ranges(), bytemuck::cast_slice_mut(&mut v), true, wave_bytes(&d))).map_err(|e| direct_error(uri, e))?;
+        ctx.pool()?.install(|| d.read_box(region.ranges(), bytemuck::cast_slice_mut(&mut v), true)).map_err(|e| direct_error(uri, e))?;
         let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::shape(e.to_string()))?;
         Ok(VolumeData::from(a))
     }, _ => Err(Error::UnsupportedDtype(dtype.to_string())))
@@ -806,26 +799,32 @@ impl Volume {
         if !cache.enabled() || whole || footprint > cache.budget() as u64 / 4 {
             reads.bypass_reads.fetch_add(1, Ordering::Relaxed);
             reads.bypass_bytes.fetch_add(want as u64, Ordering::Relaxed);
-            if let Some(d) = &st.direct {
-                return self.read_region_direct(&st, d, region, out, c_order);
+            match &st.direct {
+                Some(d) => self.read_region_direct(&st, d, region, out, c_order),
+                None => self.read_bypass_tiledb(&st, region, out, c_order),
             }
-            if !c_order {
-                return self.read_direct(&st, region, out);
-            }
-            let mut tmp: Vec<u8> = Vec::new();
-            tmp.try_reserve_exact(want).map_err(|_| Error::OutOfMemory {
-                what: format!("region {region} of {}", self.inner.uri),
-                bytes: want as u64,
-            })?;
-            tmp.resize(want, 0);
-            self.read_direct(&st, region, &mut tmp)?;
-            let shape = usize_vec(&region.shape());
-            let zero = vec![0; shape.len()];
-            copy_box_f_to_c(elem, &tmp, &shape, &zero, out, &shape, &zero, &shape);
-            Ok(())
         } else {
             self.read_cached(&st, region, out, c_order)
         }
+    }
+
+    /// Reads `region` with libtiledb straight into `out`, in Fortran order or (through a temporary
+    /// Fortran-ordered buffer, allocated fallibly) in C order.
+    fn read_bypass_tiledb(&self, st: &OpenState, region: &Region, out: &mut [u8], c_order: bool) -> Result<()> {
+        if !c_order {
+            return self.read_direct(st, region, out);
+        }
+        let mut tmp: Vec<u8> = Vec::new();
+        tmp.try_reserve_exact(out.len()).map_err(|_| Error::OutOfMemory {
+            what: format!("region {region} of {}", self.inner.uri),
+            bytes: out.len() as u64,
+        })?;
+        tmp.resize(out.len(), 0);
+        self.read_direct(st, region, &mut tmp)?;
+        let shape = usize_vec(&region.shape());
+        let zero = vec![0; shape.len()];
+        copy_box_f_to_c(st.info.dtype.size(), &tmp, &shape, &zero, out, &shape, &zero, &shape);
+        Ok(())
     }
 
     /// Reads straight into `out` with one query: TileDB decodes the tiles in parallel, in batches
@@ -865,22 +864,14 @@ impl Volume {
         out: &mut [u8],
         c_order: bool,
     ) -> Result<()> {
-        match st.ctx.pool()?.install(|| d.read_box(region.ranges(), out, c_order, wave_bytes(d))) {
+        match st.ctx.pool()?.install(|| d.read_box(region.ranges(), out, c_order)) {
             Ok(n) => {
                 let c = st.ctx.direct();
                 c.tiles.fetch_add(n as u64, Ordering::Relaxed);
                 c.tile_bytes.fetch_add(st.grid.footprint_bytes(region, st.info.dtype.size()), Ordering::Relaxed);
                 Ok(())
             }
-            Err(DirectError::Io(IoError::NotFound(_))) if !c_order => self.read_direct(st, region, out),
-            Err(DirectError::Io(IoError::NotFound(_))) => {
-                let mut tmp = vec![0u8; out.len()];
-                self.read_direct(st, region, &mut tmp)?;
-                let shape = usize_vec(&region.shape());
-                let zero = vec![0; shape.len()];
-                copy_box_f_to_c(st.info.dtype.size(), &tmp, &shape, &zero, out, &shape, &zero, &shape);
-                Ok(())
-            }
+            Err(DirectError::Io(IoError::NotFound(_))) => self.read_bypass_tiledb(st, region, out, c_order),
             Err(e) => Err(direct_error(&self.inner.uri, e)),
         }
     }
@@ -1004,22 +995,21 @@ impl Volume {
                 guard.fulfill(tile.clone());
                 have.push((i, tile));
             }
-            loads = Vec::new();
         } else {
             for i in busy {
                 let tile = self.fetch_tile(st, &tiles[i])?;
                 st.ctx.cache().count_uncached_miss(tile.len());
                 have.push((i, tile));
             }
-        }
-        let groups = group_missing(&tiles, loads);
-        let fetched: Vec<Result<Vec<(usize, Tile)>>> = if groups.len() > 1 {
-            st.ctx.pool()?.install(|| groups.into_par_iter().map(|g| self.fetch_group(st, &tiles, g)).collect())
-        } else {
-            groups.into_iter().map(|g| self.fetch_group(st, &tiles, g)).collect()
-        };
-        for f in fetched {
-            have.extend(f?);
+            let groups = group_missing(&tiles, loads);
+            let fetched: Vec<Result<Vec<(usize, Tile)>>> = if groups.len() > 1 {
+                st.ctx.pool()?.install(|| groups.into_par_iter().map(|g| self.fetch_group(st, &tiles, g)).collect())
+            } else {
+                groups.into_iter().map(|g| self.fetch_group(st, &tiles, g)).collect()
+            };
+            for f in fetched {
+                have.extend(f?);
+            }
         }
         for (i, cell) in waits {
             let tile = match cell.wait() {
@@ -1043,17 +1033,9 @@ impl Volume {
     ) -> Result<()> {
         let elem = st.info.dtype.size();
         // Tiles are Fortran-ordered; the result is in Fortran or (transposing each part) C order.
-        let copy = if c_order { copy_box_f_to_c } else { copy_box };
         let copy_into = |sub: &Region, dst: &mut [u8]| {
-            let dshape = usize_vec(&sub.shape());
             for (i, tile) in have {
-                let tb = st.grid.tile_box(&tiles[*i]);
-                let Some(inter) = intersect(&tb, sub.ranges()) else { continue };
-                let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
-                let soff: Vec<usize> = inter.iter().zip(&tb).map(|(x, t)| (x.0 - t.0) as usize).collect();
-                let doff: Vec<usize> = inter.iter().zip(sub.ranges()).map(|(x, r)| (x.0 - r.0) as usize).collect();
-                let ext: Vec<usize> = inter.iter().map(|&(a, b)| (b - a) as usize).collect();
-                copy(elem, tile, &tshape, &soff, dst, &dshape, &doff, &ext);
+                copy_tile_part(elem, tile, &st.grid.tile_box(&tiles[*i]), dst, sub.ranges(), c_order);
             }
         };
         if c_order {

@@ -9,11 +9,13 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use super::filter::Pipeline;
-use super::fragment::{Commits, FragmentRef, parse_footer, parse_tile_offsets, parse_timestamped_name};
+use super::fragment::{
+    Commits, FragmentRef, footer_schema_name, parse_footer, parse_tile_offsets, parse_timestamped_name,
+};
 use super::schema::{Order, Schema, decode_generic_tile};
 use super::{CellType, FormatError};
 use crate::io::{IoError, Storage};
-use crate::region::{copy_box, copy_box_f_to_c, intersect};
+use crate::region::{copy_box, copy_box_f_to_c, copy_tile_part, intersect};
 
 /// Bytes read from the end of a fragment metadata file at open: the footer and, for volumes of a
 /// few hundred tiles, the tile offsets too.
@@ -96,6 +98,10 @@ pub trait StoredTileCache: Send + Sync {
     /// Offers fetched bytes to the cache.
     fn put(&self, key: (u64, u64), bytes: Arc<Vec<u8>>);
 }
+
+/// Stored bytes a whole-region read fetches at once from an object store (one round of
+/// concurrent requests per wave).
+pub const REMOTE_WAVE_BYTES: u64 = 64 << 20;
 
 /// Key of a stored tile: `(hash of the array and data file, tile position)`.
 pub type StoredKey = (u64, u64);
@@ -269,14 +275,7 @@ impl DirectArray {
             tail_start = 0;
         }
         // The footer names its schema; load it once per name.
-        let schema_name = {
-            let mut probe = None;
-            let _ = parse_footer(&tail, |n| {
-                probe = Some(n.to_owned());
-                Err(FormatError::unsupported("probe"))
-            });
-            probe.ok_or_else(|| FormatError::corrupt(format!("fragment {}: unreadable footer", r.name)))?
-        };
+        let schema_name = footer_schema_name(&tail)?;
         if !schemas.contains_key(&schema_name) {
             let s = load_schema(storage, &schema_name)?;
             schemas.insert(schema_name.clone(), s);
@@ -407,32 +406,35 @@ impl DirectArray {
         v
     }
 
-    /// Fetches stored tiles, one request batch per fragment file.
+    /// Fetches stored tiles, from the stored-tile cache when it holds them (a counted hit or
+    /// miss), else from storage.
     pub fn fetch(&self, wanted: &[(usize, usize)]) -> Result<Vec<StoredTile>, DirectError> {
         let mut out = Vec::with_capacity(wanted.len());
-        let mut i = 0;
-        while i < wanted.len() {
-            let f = wanted[i].0;
-            let j = wanted[i..].iter().position(|w| w.0 != f).map_or(wanted.len(), |k| i + k);
-            let frag = &self.fragments[f];
-            let mut missing = Vec::new();
-            for &(_, pos) in &wanted[i..j] {
-                match self.stored_key(f, pos).and_then(|(c, k)| c.get(k)) {
-                    Some(bytes) => out.push(StoredTile { fragment: f, pos, bytes }),
-                    None => missing.push(pos),
-                }
+        let mut missing = Vec::new();
+        for &(f, pos) in wanted {
+            match self.stored_key(f, pos).and_then(|(c, k)| c.get(k)) {
+                Some(bytes) => out.push(StoredTile { fragment: f, pos, bytes }),
+                None => missing.push((f, pos)),
             }
-            let ranges: Vec<Range<u64>> = missing.iter().map(|&p| frag.range(p)).collect();
-            let got =
-                if ranges.is_empty() { Vec::new() } else { self.storage.read_ranges(&frag.data_path, &ranges)? };
-            for (pos, bytes) in missing.into_iter().zip(got) {
+        }
+        out.extend(self.fetch_from_storage(&missing)?);
+        Ok(out)
+    }
+
+    /// Reads stored tiles from storage, one request batch per fragment file (runs of `wanted`
+    /// with the same fragment), and offers them to the stored-tile cache.
+    fn fetch_from_storage(&self, wanted: &[(usize, usize)]) -> Result<Vec<StoredTile>, DirectError> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for run in wanted.chunk_by(|a, b| a.0 == b.0) {
+            let frag = &self.fragments[run[0].0];
+            let ranges: Vec<Range<u64>> = run.iter().map(|&(_, p)| frag.range(p)).collect();
+            for (&(f, pos), bytes) in run.iter().zip(self.storage.read_ranges(&frag.data_path, &ranges)?) {
                 let bytes = Arc::new(bytes);
                 if let Some((c, k)) = self.stored_key(f, pos) {
                     c.put(k, bytes.clone());
                 }
                 out.push(StoredTile { fragment: f, pos, bytes });
             }
-            i = j;
         }
         Ok(out)
     }
@@ -448,19 +450,7 @@ impl DirectArray {
             .into_iter()
             .filter(|&(f, p)| self.stored_key(f, p).is_some_and(|(c, k)| !c.contains(k)))
             .collect();
-        let mut i = 0;
-        while i < wanted.len() {
-            let f = wanted[i].0;
-            let j = wanted[i..].iter().position(|w| w.0 != f).map_or(wanted.len(), |k| i + k);
-            let frag = &self.fragments[f];
-            let ranges: Vec<Range<u64>> = wanted[i..j].iter().map(|&(_, p)| frag.range(p)).collect();
-            for (&(_, pos), bytes) in wanted[i..j].iter().zip(self.storage.read_ranges(&frag.data_path, &ranges)?) {
-                if let Some((c, k)) = self.stored_key(f, pos) {
-                    c.put(k, Arc::new(bytes));
-                }
-            }
-            i = j;
-        }
+        self.fetch_from_storage(&wanted)?;
         cache.count_misses(wanted.len() as u64);
         Ok(wanted.len())
     }
@@ -627,16 +617,11 @@ impl DirectArray {
     /// or C order. The output is cut into slabs along its slowest axis at tile boundaries; slabs
     /// decode in parallel on the current rayon pool, each tile into a per-thread buffer and from
     /// there into its slab, so memory beyond `out` is a few tiles per thread plus the stored
-    /// bytes of one wave. A wave is a run of slabs whose stored tiles (at most `wave_bytes`, at
-    /// least one slab) are fetched at once: one round of concurrent requests on object stores.
+    /// bytes of one wave. On object stores a wave is a run of slabs whose stored tiles (at most
+    /// [`REMOTE_WAVE_BYTES`], at least one slab) are fetched at once: one round of concurrent
+    /// requests. Local reads fetch each tile in the task that decodes it: one wave, nothing held.
     /// Returns the number of tiles decoded.
-    pub fn read_box(
-        &self,
-        region: &[(u64, u64)],
-        out: &mut [u8],
-        c_order: bool,
-        wave_bytes: usize,
-    ) -> Result<usize, DirectError> {
+    pub fn read_box(&self, region: &[(u64, u64)], out: &mut [u8], c_order: bool) -> Result<usize, DirectError> {
         let nd = self.shape.len();
         if region.len() != nd || region.iter().zip(&self.shape).any(|(&(a, b), &n)| a >= b || b > n) {
             return Err(FormatError::corrupt(format!("region {region:?} outside the domain {:?}", self.shape)).into());
@@ -664,45 +649,37 @@ impl DirectArray {
             slabs.push((sub, chunk, crate::region::boxes_in(&span)));
         }
         let ntiles = slabs.iter().map(|s| s.2.len()).sum();
-        let copy = if c_order { copy_box_f_to_c } else { copy_box };
+        let local = self.is_local();
         while !slabs.is_empty() {
-            // The next wave: slabs while their stored bytes fit the budget.
-            let mut take = 0;
-            let mut bytes = 0u64;
-            let mut wanted = Vec::new();
-            while take < slabs.len() {
-                let need = self.needed(&slabs[take].2);
-                let b: u64 =
-                    need.iter().map(|&(f, p)| self.fragments[f].range(p).end - self.fragments[f].range(p).start).sum();
-                if take > 0 && bytes + b > wave_bytes as u64 {
-                    break;
+            // The next wave: every slab when local; on object stores, slabs while their stored
+            // bytes fit the budget, fetched here at once.
+            let mut stored = StoredMap::new();
+            let mut take = slabs.len();
+            if !local {
+                let (mut bytes, mut wanted) = (0u64, Vec::new());
+                take = 0;
+                while take < slabs.len() {
+                    let need = self.needed(&slabs[take].2);
+                    let b: u64 = need.iter().map(|&(f, p)| self.fragments[f].range(p)).map(|r| r.end - r.start).sum();
+                    if take > 0 && bytes + b > REMOTE_WAVE_BYTES {
+                        break;
+                    }
+                    bytes += b;
+                    wanted.extend(need);
+                    take += 1;
                 }
-                bytes += b;
-                wanted.extend(need);
-                take += 1;
+                wanted.sort_unstable();
+                wanted.dedup();
+                stored = self.fetch(&wanted)?.into_iter().map(|s| ((s.fragment, s.pos), s.bytes)).collect();
             }
             let wave: Vec<_> = slabs.drain(..take).collect();
-            wanted.sort_unstable();
-            wanted.dedup();
-            let stored: StoredMap = if self.is_local() {
-                StoredMap::new()
-            } else {
-                self.fetch(&wanted)?.into_iter().map(|s| ((s.fragment, s.pos), s.bytes)).collect()
-            };
             // Tiles of one slab decode `per` at a time in parallel when there are fewer slabs than
             // threads (e.g. one slab of axial tiles), else one by one per slab: a few tiles per
             // thread in flight keeps a whole read's peak near the result's size.
             let per = (rayon::current_num_threads() / wave.len()).max(1);
             let run = |(sub, chunk, tiles): Slab<'_>, bufs: &mut (Vec<u8>, Vec<u8>)| {
-                let sshape: Vec<usize> = sub.iter().map(|&(a, b)| (b - a) as usize).collect();
                 let place = |c: &Vec<u64>, tile: &[u8], chunk: &mut [u8]| {
-                    let tb = self.tile_box(c);
-                    let Some(inter) = intersect(&tb, &sub) else { return };
-                    let tshape: Vec<usize> = tb.iter().map(|&(a, b)| (b - a) as usize).collect();
-                    let soff: Vec<usize> = inter.iter().zip(&tb).map(|(x, t)| (x.0 - t.0) as usize).collect();
-                    let doff: Vec<usize> = inter.iter().zip(&sub).map(|(x, r)| (x.0 - r.0) as usize).collect();
-                    let iext: Vec<usize> = inter.iter().map(|&(a, b)| (b - a) as usize).collect();
-                    copy(self.cell_size, tile, &tshape, &soff, chunk, &sshape, &doff, &iext);
+                    copy_tile_part(self.cell_size, tile, &self.tile_box(c), chunk, &sub, c_order);
                 };
                 if per > 1 {
                     for group in tiles.chunks(per) {

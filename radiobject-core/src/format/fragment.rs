@@ -132,13 +132,9 @@ pub struct Footer {
     pub gt_tile_offsets: Vec<u64>,
 }
 
-/// Parses the footer at the end of `tail` (the last bytes of `__fragment_metadata.tdb`, which
-/// must hold the whole footer and its trailing size). `schema_of` maps the schema name it holds
-/// to the parsed schema.
-pub fn parse_footer<'s>(
-    tail: &[u8],
-    schema_of: impl FnOnce(&str) -> Result<&'s Schema, FormatError>,
-) -> Result<(Footer, &'s Schema), FormatError> {
+/// The footer's version and schema name (which the rest of it needs to be parsed), and a reader
+/// of the footer positioned after them.
+fn footer_head(tail: &[u8]) -> Result<(u32, String, Reader<'_>), FormatError> {
     let n = tail.len();
     if n < 8 {
         return Err(FormatError::corrupt("fragment metadata shorter than its footer size"));
@@ -154,6 +150,22 @@ pub fn parse_footer<'s>(
     }
     let len = r.len_u64(1)?;
     let schema_name = String::from_utf8_lossy(r.take(len)?).into_owned();
+    Ok((version, schema_name, r))
+}
+
+/// The name of the schema (under `__schema/`) the footer at the end of `tail` was written with.
+pub fn footer_schema_name(tail: &[u8]) -> Result<String, FormatError> {
+    footer_head(tail).map(|(_, name, _)| name)
+}
+
+/// Parses the footer at the end of `tail` (the last bytes of `__fragment_metadata.tdb`, which
+/// must hold the whole footer and its trailing size). `schema_of` maps the schema name it holds
+/// to the parsed schema.
+pub fn parse_footer<'s>(
+    tail: &[u8],
+    schema_of: impl FnOnce(&str) -> Result<&'s Schema, FormatError>,
+) -> Result<(Footer, &'s Schema), FormatError> {
+    let (version, schema_name, mut r) = footer_head(tail)?;
     let schema = schema_of(&schema_name)?;
     if r.u8()? != 1 {
         return Err(FormatError::unsupported("sparse fragment"));

@@ -39,14 +39,6 @@ __all__ = ["RadiObjectDataLoader", "EpochSampler", "DistributedEpochSampler", "L
 
 log = logging.getLogger("radiobject.ml")
 
-#: Batches read ahead by default (num_workers=0), by loading mode. Measured (docs/benchmarks.md,
-#: 2 cores): one batch ahead already keeps the data wait at 2% when a batch reads faster than the
-#: step; for patches and slices a second batch in flight lowered throughput by ~35% (concurrent
-#: batches decode the same tiles), for whole volumes it raised it (large batches, more to overlap).
-# Batches read ahead with num_workers=0 when ``prefetch`` is not given, for local datasets; the
-# rule (including more read-ahead on object stores) lives in the core: NativePlan.recommended_prefetch.
-DEFAULT_PREFETCH = {"full_volume": 2, "patch": 1, "slice_2d": 1}
-
 _SEED_MASK = (1 << 63) - 1
 
 
