@@ -127,6 +127,11 @@ pub enum Error {
         detail: String,
     },
 
+    /// The work was interrupted (Ctrl-C, see [`crate::cancel`]); what it completed is kept. The
+    /// message says what stopped and what was kept.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// A TileDB operation failed.
     #[error("TileDB {op} failed for {uri}: {source}")]
     Storage {

@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub(crate) mod cache;
+pub mod cancel;
 pub mod collection;
 pub mod config;
 pub mod context;

@@ -11,6 +11,7 @@
 
 #![allow(unsafe_code)]
 
+pub(crate) mod process;
 mod sys;
 
 use std::collections::BTreeMap;

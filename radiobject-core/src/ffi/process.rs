@@ -1,0 +1,38 @@
+//! Process-level hooks that need libc: the SIGINT handler of the `radiobject` command.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static SEEN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only async-signal-safe work here: atomics and _exit.
+    if SEEN.swap(true, Ordering::AcqRel) {
+        // A second Ctrl-C: stop now, as a shell user expects.
+        // SAFETY: _exit is async-signal-safe and takes no pointers.
+        unsafe { libc::_exit(130) };
+    }
+    crate::cancel::interrupt();
+}
+
+/// Makes SIGINT interrupt long work cooperatively ([`crate::cancel`]); a second SIGINT exits at
+/// once with status 130. For programs that own the process (the `radiobject` command), not for
+/// libraries inside another runtime (Python handles its own signals).
+pub(crate) fn install_sigint_handler() -> std::io::Result<()> {
+    // SAFETY: sigaction with a zeroed struct, an empty mask and a handler that only touches atomics
+    // (async-signal-safe); the struct outlives the call.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether SIGINT was received since [`install_sigint_handler`].
+pub(crate) fn sigint_seen() -> bool {
+    SEEN.load(Ordering::Acquire)
+}
