@@ -24,6 +24,7 @@ use crate::context::Context;
 use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
 use crate::error::{Error, Result, StorageContext};
 use crate::group::{GroupInfo, GroupUpdate, create_group, join, leaf, read_group, update_group};
+use crate::lock::{LOCK_NAME, WriteLock};
 use crate::metadata::MetaValue;
 
 /// Member name of the subject table.
@@ -182,6 +183,7 @@ impl Dataset {
         if self.inner.collection_names.iter().any(|n| n == new) {
             return Err(Error::AlreadyExists { uri: join(&join(&self.inner.uri, COLLECTIONS), new) });
         }
+        let _lock = WriteLock::acquire(ctx, &self.inner.uri, "rename collection", None)?;
         let base = join(&self.inner.uri, COLLECTIONS);
         let (from, to) = (join(&base, old), join(&base, new));
         if ctx.object_kind(&to)?.is_some() {
@@ -212,6 +214,8 @@ impl Dataset {
             return Err(Error::AlreadyExists { uri: dst.to_owned() });
         }
         ctx.vfs()?.copy_dir(&self.inner.uri, dst).at("copy", &self.inner.uri)?;
+        // a writer's lock copied along is not the copy's
+        crate::lock::break_lock(ctx, dst)?;
         Dataset::open(dst, ctx)
     }
 }
@@ -267,13 +271,67 @@ pub fn check_subject_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// `lock` must be the write lock of `uri`.
+fn check_lock(lock: &WriteLock, uri: &str) -> Result<()> {
+    if lock.root() != uri.trim_end_matches('/') {
+        return Err(Error::Invalid(format!("the write lock of {} does not lock {uri}", lock.root())));
+    }
+    Ok(())
+}
+
+/// The one rule for `obs_meta` rows, checked before anything is written or registered: an
+/// `obs_subject_id` text column without nulls, every id valid ([`check_subject_id`]) and given
+/// once, columns of equal length with unique names, and columns the dataset already stores
+/// (`stored`, from [`Dataframe::columns`]) given with their stored type.
+pub fn check_obs_meta(rows: &Frame, stored: &[(String, ColumnType)]) -> Result<()> {
+    rows.check()?;
+    let col = rows.column("obs_subject_id").ok_or_else(|| {
+        Error::Invalid(format!(
+            "obs_meta needs an obs_subject_id column (it has: {})",
+            if rows.columns.is_empty() { "no columns".to_owned() } else { rows.names().join(", ") }
+        ))
+    })?;
+    let ids = col.values.as_str().ok_or_else(|| {
+        Error::Invalid(format!("obs_meta's obs_subject_id column must hold text, not {}", col.values.datatype()))
+    })?;
+    if let Some(i) = (0..ids.len()).find(|&i| col.is_null(i)) {
+        return Err(Error::Invalid(format!("obs_meta row {i} has no obs_subject_id (null)")));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        check_subject_id(id).map_err(|e| Error::Invalid(format!("obs_meta row {i}: {e}")))?;
+        if let Some(first) = seen.insert(id.as_str(), i) {
+            return Err(Error::Alignment(format!(
+                "obs_meta gives subject {id:?} twice (rows {first} and {i}); give one row per subject"
+            )));
+        }
+    }
+    for c in &rows.columns {
+        let Some((_, t)) = stored.iter().find(|(n, _)| *n == c.name) else { continue };
+        let have = ColumnType::of(&c.values);
+        if c.name != "obs_id" && c.name != "obs_ids" && (have.var != t.var || (!t.var && have.datatype != t.datatype)) {
+            return Err(Error::Invalid(format!(
+                "obs_meta column {:?} is stored as {}, got {} values",
+                c.name, t.datatype, have.datatype
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Builds a dataset: the skeleton at creation, collections registered one by one (one group write
 /// each), `obs_meta` (with `obs_ids`) and the counts at [`finish`](Self::finish).
 ///
 /// Dropping an unfinished writer removes the dataset if this writer created it.
+///
+/// A writer holds the dataset's write lock ([`crate::lock`]) from its creation until it is
+/// finished, aborted or dropped: a second writer of the same dataset is refused before it writes
+/// anything.
 pub struct DatasetWriter {
     ctx: Context,
     uri: String,
+    /// Released after the rollback of an unfinished writer (`Drop::drop` runs before fields drop).
+    lock: Option<Arc<WriteLock>>,
     created: bool,
     /// Collections that were in place before this writer (never removed on rollback).
     kept: Vec<String>,
@@ -306,10 +364,24 @@ fn init_root(ctx: &Context, uri: &str, obs_meta_schema: &[(String, ColumnType)])
 }
 
 impl DatasetWriter {
-    /// Creates the dataset skeleton at `uri` (refused if anything exists there).
+    /// Creates the dataset skeleton at `uri` (refused if anything exists there), holding its write
+    /// lock until the writer is finished or dropped.
     pub fn create(ctx: &Context, uri: &str, obs_meta_schema: &[(String, ColumnType)]) -> Result<DatasetWriter> {
         let ctx = ctx.for_current_process()?;
+        let lock = Arc::new(WriteLock::acquire(&ctx, uri, "write", None)?);
+        Self::create_locked(&ctx, uri, obs_meta_schema, lock)
+    }
+
+    /// [`create`](Self::create) under a write lock the caller already holds (ingest).
+    pub fn create_locked(
+        ctx: &Context,
+        uri: &str,
+        obs_meta_schema: &[(String, ColumnType)],
+        lock: Arc<WriteLock>,
+    ) -> Result<DatasetWriter> {
+        let ctx = ctx.for_current_process()?;
         let uri = uri.trim_end_matches('/').to_owned();
+        check_lock(&lock, &uri)?;
         create_group(&ctx, &uri)?;
         let setup = (|| -> Result<()> {
             create_group(&ctx, &join(&uri, COLLECTIONS))?;
@@ -319,7 +391,16 @@ impl DatasetWriter {
             let _ = ctx.remove_uri(&uri);
             return Err(e);
         }
-        Ok(DatasetWriter { ctx, uri, created: true, kept: Vec::new(), obs_meta: None, names: Vec::new(), done: false })
+        Ok(DatasetWriter {
+            ctx,
+            uri,
+            lock: Some(lock),
+            created: true,
+            kept: Vec::new(),
+            obs_meta: None,
+            names: Vec::new(),
+            done: false,
+        })
     }
 
     /// Creates a dataset around collections already sitting at `<uri>/collections/<name>` for each
@@ -339,8 +420,9 @@ impl DatasetWriter {
         if ctx.object_kind(&uri)?.is_some() {
             return refuse("already a TileDB object".into());
         }
+        let lock = Arc::new(WriteLock::acquire(&ctx, &uri, "write", None)?);
         for entry in vfs.ls(&uri).at("list", &uri)? {
-            if leaf(&entry) != COLLECTIONS {
+            if leaf(&entry) != COLLECTIONS && leaf(&entry) != LOCK_NAME {
                 return refuse(format!("holds {entry}"));
             }
         }
@@ -353,6 +435,7 @@ impl DatasetWriter {
         let mut w = DatasetWriter {
             ctx: ctx.clone(),
             uri: uri.clone(),
+            lock: Some(lock),
             created: true,
             kept: keep.to_vec(),
             obs_meta: None,
@@ -410,11 +493,20 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Continues an existing dataset (append subjects, add collections).
+    /// Continues an existing dataset (append subjects, add collections), holding its write lock
+    /// until the writer is finished or dropped.
     pub fn extend(dataset: &Dataset) -> Result<DatasetWriter> {
+        let lock = Arc::new(WriteLock::acquire(dataset.context(), dataset.uri(), "write", None)?);
+        Self::extend_locked(dataset, lock)
+    }
+
+    /// [`extend`](Self::extend) under a write lock the caller already holds (ingest).
+    pub fn extend_locked(dataset: &Dataset, lock: Arc<WriteLock>) -> Result<DatasetWriter> {
+        check_lock(&lock, dataset.uri())?;
         Ok(DatasetWriter {
             ctx: dataset.context().clone(),
             uri: dataset.uri().to_owned(),
+            lock: Some(lock),
             created: false,
             kept: Vec::new(),
             obs_meta: None,
@@ -433,11 +525,20 @@ impl DatasetWriter {
         &self.ctx
     }
 
-    /// Rows to write to `obs_meta` (must hold `obs_subject_id`; other columns are user columns).
+    /// The write lock this writer holds.
+    pub fn write_lock(&self) -> Option<&WriteLock> {
+        self.lock.as_deref()
+    }
+
+    /// Rows to write to `obs_meta` (must hold `obs_subject_id`; other columns are user columns),
+    /// checked now by [`check_obs_meta`].
     pub fn write_obs_meta(&mut self, rows: Frame) -> Result<()> {
-        rows.check()?;
-        if rows.column("obs_subject_id").and_then(|c| c.values.as_str()).is_none() {
-            return Err(Error::Invalid("obs_meta rows need an obs_subject_id text column".into()));
+        let stored = Dataframe::open(&self.ctx, &join(&self.uri, OBS_META))?.columns();
+        check_obs_meta(&rows, &stored)?;
+        if let Some(f) = &self.obs_meta {
+            let mut all = f.clone();
+            all.append(&rows)?;
+            check_obs_meta(&all, &stored)?;
         }
         match &mut self.obs_meta {
             Some(f) => f.append(&rows)?,

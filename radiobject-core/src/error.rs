@@ -127,6 +127,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// Another writer holds the dataset's write lock (see [`crate::lock`]); nothing was written.
+    #[error("{uri} is being written by {owner} (lock taken {age} ago); {cure}")]
+    Locked {
+        /// The dataset.
+        uri: String,
+        /// Who holds the lock: operation, host and pid.
+        owner: String,
+        /// How long ago it was taken (`"3m12s"`).
+        age: String,
+        /// What to do: wait, retry, or break a stale lock.
+        cure: String,
+    },
+
     /// The work was interrupted (Ctrl-C, see [`crate::cancel`]); what it completed is kept. The
     /// message says what stopped and what was kept.
     #[error("interrupted: {0}")]

@@ -96,8 +96,10 @@ pub fn ensure_vacant(ctx: &Context, uri: &str) -> Result<()> {
         return Err(Error::AlreadyExists { uri: uri.to_owned() });
     }
     let vfs = ctx.vfs()?;
+    // the write lock of a dataset being created sits in its root (see `crate::lock`)
     let occupied = vfs.is_file(uri).unwrap_or(false)
-        || (vfs.is_dir(uri).unwrap_or(false) && !vfs.ls(uri).unwrap_or_default().is_empty());
+        || (vfs.is_dir(uri).unwrap_or(false)
+            && vfs.ls(uri).unwrap_or_default().iter().any(|e| leaf(e) != crate::lock::LOCK_NAME));
     if occupied {
         return Err(Error::AlreadyExists { uri: uri.to_owned() });
     }

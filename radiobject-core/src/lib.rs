@@ -34,6 +34,7 @@ pub mod imaging;
 pub mod ingest;
 pub mod io;
 pub mod loader;
+pub mod lock;
 pub mod metadata;
 pub mod parallel;
 pub mod region;

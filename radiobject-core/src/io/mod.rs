@@ -102,6 +102,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Whether reads are local (cheap enough that prefetching tiles buys nothing).
     fn is_local(&self) -> bool;
+
+    /// Creates the object `path` holding `data` only if nothing is there, atomically: local
+    /// files with `O_CREAT|O_EXCL`, object stores with a conditional put (`If-None-Match: *`).
+    /// `Ok(false)` when the object already exists. Used for the dataset write lock.
+    fn create_new(&self, path: &str, data: &[u8]) -> Result<bool, IoError>;
+
+    /// Removes the object `path` (no error if it is absent).
+    fn delete(&self, path: &str) -> Result<(), IoError>;
 }
 
 /// Files of an array on the local file system, read with positioned reads (`pread`).
@@ -198,6 +206,32 @@ impl Storage for LocalStorage {
 
     fn is_local(&self) -> bool {
         true
+    }
+
+    fn create_new(&self, path: &str, data: &[u8]) -> Result<bool, IoError> {
+        use std::io::Write;
+        let p = self.path(path);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| local_err(dir, e))?;
+        }
+        let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(local_err(&p, e)),
+        };
+        // A reader may see the file before its bytes: readers treat an empty or partial object
+        // as "being written" (see `crate::lock`).
+        f.write_all(data).and_then(|()| f.sync_all()).map_err(|e| local_err(&p, e))?;
+        Ok(true)
+    }
+
+    fn delete(&self, path: &str) -> Result<(), IoError> {
+        let p = self.path(path);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(local_err(&p, e)),
+        }
     }
 }
 

@@ -497,6 +497,36 @@ impl Storage for ObjectStorage {
         })
     }
 
+    fn create_new(&self, path: &str, data: &[u8]) -> Result<bool, IoError> {
+        let loc = self.location(path)?;
+        let payload = object_store::PutPayload::from(Bytes::copy_from_slice(data));
+        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+        self.block_on(async {
+            let _permit = self.permit().await;
+            match self.client.store.put_opts(&loc, payload, opts).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(object_store::Error::NotImplemented) => Err(IoError::Other(format!(
+                    "{}: this object store does not support conditional writes (If-None-Match), which the \
+                     dataset write lock needs",
+                    self.full(path)
+                ))),
+                Err(e) => Err(self.err(path, e)),
+            }
+        })
+    }
+
+    fn delete(&self, path: &str) -> Result<(), IoError> {
+        let loc = self.location(path)?;
+        self.block_on(async {
+            let _permit = self.permit().await;
+            match self.client.store.delete(&loc).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.err(path, e)),
+            }
+        })
+    }
+
     fn read_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>, IoError> {
         if let Some(r) = ranges.iter().find(|r| r.start > r.end) {
             return Err(IoError::Other(format!("{}: invalid byte range {}..{}", self.full(path), r.start, r.end)));
