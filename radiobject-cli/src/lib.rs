@@ -1,20 +1,21 @@
-//! The `radiobject` command line: `ingest`, `verify`, `info`, `bench-loader`.
+//! The `radiobject` command line: `ingest`, `verify`, `info`, `unlock`, `bench-loader`.
 //!
 //! The same code runs as the `radiobject` binary and as `python -m radiobject` (through the Python
-//! extension), so both accept the same arguments and print the same output.
+//! extension), so both accept the same arguments and print the same output. Exit codes: 0 success,
+//! 1 verification found problems, 2 error, 130 interrupted (Ctrl-C; what was finished is kept).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use radiobject_core::dataframe::{Column, Frame, Values};
 use radiobject_core::dataset::Dataset;
 use radiobject_core::ingest::{self, CollectionSpec, ImageFormat, IngestOptions};
-use radiobject_core::{Context, MetaValue, RadiObjectConfig, verify};
+use radiobject_core::{Context, Error, MetaValue, RadiObjectConfig, lock, verify};
 
 /// Store, check and inspect radiology datasets (TileDB; local disk or S3).
 #[derive(Parser, Debug)]
@@ -56,6 +57,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Show what a dataset holds.
     Info(InfoArgs),
+    /// Remove the write lock a writer left in a dataset (after it was killed on another machine;
+    /// a lock of a dead process on this machine is removed by the next writer by itself).
+    Unlock(UnlockArgs),
     /// Measure training-loader settings (threads, prefetch, worker processes) on a dataset for a
     /// bounded time and print the best as a ready-to-paste configuration (needs torch).
     ///
@@ -100,6 +104,23 @@ struct IngestArgs {
     /// Skip the verification that follows the ingest.
     #[arg(long)]
     no_verify: bool,
+    /// Store a source even when the collection already holds the same content (sha256) from
+    /// another path (by default such a source, e.g. from a moved or copied folder, is skipped with
+    /// a warning).
+    #[arg(long)]
+    allow_duplicate_content: bool,
+    /// Wait up to SECONDS for another writer of the dataset to finish (default: fail at once).
+    #[arg(long, value_name = "SECONDS")]
+    wait_lock: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+struct UnlockArgs {
+    /// Dataset URI.
+    uri: String,
+    /// Remove the lock even when its process is still running on this machine.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +133,9 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Do not show a progress bar (--deep shows one).
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Args, Debug)]
@@ -198,39 +222,71 @@ fn read_obs_meta(path: &PathBuf, subject_column: Option<&str>) -> Result<Frame, 
     Ok(Frame { columns })
 }
 
-fn progress_callback(names: &[String]) -> (radiobject_core::ingest::ProgressFn, Arc<MultiProgress>) {
-    let multi = Arc::new(MultiProgress::new());
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} volumes {elapsed_precise} eta {eta}")
+/// Why a command stopped: its message and exit code.
+struct Failure {
+    msg: String,
+    code: i32,
+}
+
+impl From<String> for Failure {
+    fn from(msg: String) -> Failure {
+        Failure { msg, code: 2 }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        // Ctrl-C: 130, as shells report a command stopped by SIGINT
+        let code = if matches!(e, Error::Interrupted(_)) { 130 } else { 2 };
+        Failure { msg: e.to_string(), code }
+    }
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} volumes {elapsed_precise} eta {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    let bars: BTreeMap<String, ProgressBar> = names
-        .iter()
-        .map(|n| {
-            let b = multi.add(ProgressBar::new(0));
-            b.set_style(style.clone());
-            b.set_prefix(n.clone());
-            (n.clone(), b)
-        })
-        .collect();
+        .progress_chars("=> ")
+}
+
+/// Moves `bar` to `done` of `total`: never backwards, finished at the end.
+fn advance(bar: &ProgressBar, done: usize, total: usize) {
+    if bar.length() != Some(total as u64) {
+        bar.set_length(total as u64);
+    }
+    if done as u64 > bar.position() {
+        bar.set_position(done as u64);
+    }
+    if done >= total && !bar.is_finished() {
+        bar.finish();
+    }
+}
+
+/// Progress bars of an ingest, one per collection, each created at its first report (when its
+/// total is known: no bar shows 0/0, and a collection with nothing to do shows none).
+fn progress_callback() -> (radiobject_core::ingest::ProgressFn, Arc<MultiProgress>) {
+    let multi = Arc::new(MultiProgress::new());
+    let bars: std::sync::Mutex<BTreeMap<String, ProgressBar>> = std::sync::Mutex::new(BTreeMap::new());
+    let m = multi.clone();
     let cb = move |name: &str, done: usize, total: usize| {
-        if let Some(b) = bars.get(name) {
-            b.set_length(total as u64);
-            b.set_position(done as u64);
-            if done == total {
-                b.finish();
-            }
-        }
+        let mut bars = bars.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bar = bars.entry(name.to_owned()).or_insert_with(|| {
+            let b = m.add(ProgressBar::new(total as u64));
+            b.set_style(bar_style());
+            b.set_prefix(name.to_owned());
+            b
+        });
+        advance(bar, done, total);
     };
     (Box::new(cb), multi)
 }
 
-fn run_ingest(g: &Global, a: &IngestArgs) -> Result<i32, String> {
+fn run_ingest(g: &Global, a: &IngestArgs) -> Result<i32, Failure> {
     let ctx = context(g)?;
     let format = a.format.as_deref().map(|f| if f == "dicom" { ImageFormat::Dicom } else { ImageFormat::Nifti });
     let mut specs = Vec::new();
     for item in &a.images {
         let (name, src) = item.split_once('=').ok_or_else(|| format!("--images expects NAME=SOURCE, got {item:?}"))?;
-        let (fmt, sources) = ingest::discover(src, format).map_err(|e| e.to_string())?;
+        let (fmt, sources) = ingest::discover(src, format)?;
         eprintln!("{name}: {} {} source(s) from {src}", sources.len(), fmt.as_str());
         specs.push(CollectionSpec { name: name.to_owned(), sources, format: fmt });
     }
@@ -239,20 +295,31 @@ fn run_ingest(g: &Global, a: &IngestArgs) -> Result<i32, String> {
         opts.reorient = ingest::parse_target(r);
     }
     opts.validate_alignment = a.validate_alignment;
+    opts.allow_duplicate_content = a.allow_duplicate_content;
+    if let Some(s) = a.wait_lock {
+        if !(s.is_finite() && s >= 0.0) {
+            return Err(format!("--wait-lock expects seconds >= 0, got {s}").into());
+        }
+        opts.lock_wait = Some(Duration::from_secs_f64(s));
+    }
     if let Some(p) = &a.obs_meta {
         opts.obs_meta = Some(read_obs_meta(p, a.subject_column.as_deref())?);
     }
     let _multi;
     if !a.no_progress {
-        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        let (cb, m) = progress_callback(&names);
+        let (cb, m) = progress_callback();
         opts.progress = Some(cb);
         _multi = m;
     }
     let t = Instant::now();
-    let report = ingest::ingest(&ctx, &a.uri, &specs, &opts).map_err(|e| e.to_string())?;
+    let report = ingest::ingest(&ctx, &a.uri, &specs, &opts)?;
+    let dups = if report.duplicates > 0 {
+        format!(", {} skipped: content already in the dataset", report.duplicates)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "ingested {} volume(s) in {:.1}s ({} already done by an earlier run, {} half-written volume(s) redone)",
+        "ingested {} volume(s) in {:.1}s ({} already done by an earlier run, {} half-written volume(s) redone{dups})",
         report.written,
         t.elapsed().as_secs_f64(),
         report.skipped,
@@ -264,14 +331,33 @@ fn run_ingest(g: &Global, a: &IngestArgs) -> Result<i32, String> {
     if a.no_verify {
         return Ok(0);
     }
-    let v = verify::verify(&ctx, &a.uri, false).map_err(|e| e.to_string())?;
+    let v = verify::verify(&ctx, &a.uri, false)?;
     print!("{v}");
     Ok(if v.ok() { 0 } else { 1 })
 }
 
-fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32, String> {
+fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32, Failure> {
     let ctx = context(g)?;
-    let report = verify::verify(&ctx, &a.uri, a.deep).map_err(|e| e.to_string())?;
+    // --deep reads every voxel: show how far it is (a fast verify takes moments)
+    let bar = (a.deep && !a.no_progress).then(|| {
+        let b = ProgressBar::hidden();
+        b.set_style(bar_style());
+        b.set_prefix("verify");
+        b
+    });
+    let shown = std::sync::atomic::AtomicBool::new(false);
+    let progress = |done: usize, total: usize| {
+        if let Some(b) = &bar {
+            if !shown.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            advance(b, done, total);
+        }
+    };
+    let report = verify::verify_with_progress(&ctx, &a.uri, a.deep, Some(&progress))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
@@ -289,10 +375,36 @@ fn meta_json(m: &BTreeMap<String, MetaValue>) -> serde_json::Value {
     serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), one(v))).collect())
 }
 
-fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
+fn run_unlock(g: &Global, a: &UnlockArgs) -> Result<i32, Failure> {
     let ctx = context(g)?;
-    let ds = Dataset::open(&a.uri, &ctx).map_err(|e| e.to_string())?;
-    let manifest = ingest::manifest_frame(&ctx, ds.uri()).map_err(|e| e.to_string())?;
+    let Some(owner) = lock::lock_owner(&ctx, &a.uri)? else {
+        println!("{}: no write lock", a.uri);
+        return Ok(0);
+    };
+    if owner.is_running_here() && !a.force {
+        return Err(format!(
+            "{}: the write lock belongs to {}, which is still running (taken {} ago); let it finish, or \
+             stop it, or pass --force",
+            a.uri,
+            owner.describe(),
+            lock::format_age(owner.age())
+        )
+        .into());
+    }
+    lock::break_lock(&ctx, &a.uri)?;
+    println!(
+        "{}: removed the write lock of {} (taken {} ago); run the interrupted ingest again to finish its work",
+        a.uri,
+        owner.describe(),
+        lock::format_age(owner.age())
+    );
+    Ok(0)
+}
+
+fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, Failure> {
+    let ctx = context(g)?;
+    let ds = Dataset::open(&a.uri, &ctx)?;
+    let manifest = ingest::manifest_frame(&ctx, ds.uri())?;
     // dtypes per collection from the manifest (every ingested volume), else the first volume's
     let mut manifest_dtypes: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     if let Some(m) = &manifest {
@@ -305,7 +417,7 @@ fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
     }
     let mut colls = Vec::new();
     for name in ds.collection_names() {
-        let c = ds.collection(name).map_err(|e| e.to_string())?;
+        let c = ds.collection(name)?;
         let first = if c.is_empty() { None } else { c.volume(0).ok() };
         let info = first.as_ref().and_then(|v| v.info().ok());
         let dtypes: Vec<String> = match manifest_dtypes.get(name) {
@@ -354,7 +466,7 @@ fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
                 .filter_map(|x| x.as_str())
                 .collect::<Vec<_>>()
                 .join("/")),
-            c["tile_extents"],
+            if c["tile_extents"].is_null() { "-".to_owned() } else { c["tile_extents"].to_string() },
         );
     }
     if let Some(n) = out["manifest_sources"].as_u64() {
@@ -366,7 +478,7 @@ fn run_info(g: &Global, a: &InfoArgs) -> Result<i32, String> {
 /// `bench-loader` measures torch loaders, so it runs in Python: the interpreter named by
 /// `RADIOBJECT_PYTHON`, else the `python` beside this binary (a virtual environment's), else
 /// `python3`.
-fn run_bench_loader(a: &BenchLoaderArgs) -> Result<i32, String> {
+fn run_bench_loader(a: &BenchLoaderArgs) -> Result<i32, Failure> {
     let python = std::env::var_os("RADIOBJECT_PYTHON").map(PathBuf::from).or_else(|| {
         let exe = std::env::current_exe().ok()?;
         let beside = exe.parent()?.join("python");
@@ -386,7 +498,9 @@ fn run_bench_loader(a: &BenchLoaderArgs) -> Result<i32, String> {
 }
 
 /// Runs the command line with `args` (without the program name); returns the exit code:
-/// 0 success, 1 verification found problems, 2 error.
+/// 0 success, 1 verification found problems, 2 error, 130 interrupted. Ctrl-C stops long work
+/// cleanly only where SIGINT calls [`radiobject_core::cancel::interrupt`] (the `radiobject` binary
+/// installs that handler; see [`main`]).
 pub fn run<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
@@ -405,13 +519,27 @@ where
         Command::Ingest(a) => run_ingest(&cli.global, a),
         Command::Verify(a) => run_verify(&cli.global, a),
         Command::Info(a) => run_info(&cli.global, a),
+        Command::Unlock(a) => run_unlock(&cli.global, a),
         Command::BenchLoader(a) => run_bench_loader(a),
     };
     match res {
         Ok(code) => code,
-        Err(msg) => {
+        Err(Failure { msg, code: 130 }) => {
+            eprintln!("{msg}");
+            130
+        }
+        Err(Failure { msg, code }) => {
             eprintln!("error: {msg}");
-            2
+            code
         }
     }
+}
+
+/// The `radiobject` binary: Ctrl-C stops long work cleanly (a second Ctrl-C at once), then runs
+/// the command line.
+pub fn main() -> i32 {
+    if let Err(e) = radiobject_core::cancel::install_sigint_handler() {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
+    run(std::env::args_os().skip(1))
 }

@@ -20,12 +20,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::cancel::Checkpoint;
 use crate::collection::{CollectionWriter, VolumeCollection, numbered_dirs};
 use crate::context::Context;
 use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
@@ -33,6 +34,7 @@ use crate::dataset::{COLLECTIONS, Dataset, DatasetWriter, OBS_META};
 use crate::error::{Error, Result};
 use crate::group::{GroupUpdate, create_group, join, read_group, update_group};
 use crate::imaging::{self, ImageVolume, ObsValue, Target};
+use crate::lock::{WriteLock, format_age};
 use crate::metadata::MetaValue;
 use crate::volume::{VolumeData, contiguous_bytes, voxel_checksum, write_new_volume};
 
@@ -100,8 +102,14 @@ pub struct IngestOptions {
     pub validate_alignment: bool,
     /// Parallel image reads/writes (default: `ReadConfig.max_workers`).
     pub max_workers: Option<usize>,
-    /// Called after each finished volume with `(collection, done, total)`.
+    /// Called after each finished volume with `(collection, done, total)`; `done` only grows.
     pub progress: Option<ProgressFn>,
+    /// Store a source whose content (sha256) the collection already holds from another path (a
+    /// moved or copied folder). By default it is skipped with a warning.
+    pub allow_duplicate_content: bool,
+    /// How long to wait for another writer of the dataset to finish (default: fail at once with
+    /// [`Error::Locked`]).
+    pub lock_wait: Option<std::time::Duration>,
 }
 
 impl IngestOptions {
@@ -125,6 +133,8 @@ impl std::fmt::Debug for IngestOptions {
             .field("reorient", &self.reorient)
             .field("validate_alignment", &self.validate_alignment)
             .field("max_workers", &self.max_workers)
+            .field("allow_duplicate_content", &self.allow_duplicate_content)
+            .field("lock_wait", &self.lock_wait)
             .finish()
     }
 }
@@ -138,6 +148,9 @@ pub struct IngestReport {
     pub skipped: usize,
     /// Half-written volumes of an interrupted run that were removed and written again.
     pub repaired: usize,
+    /// Sources not stored because the collection already holds their content (see
+    /// [`IngestOptions::allow_duplicate_content`]); each has a warning.
+    pub duplicates: usize,
     /// Warnings from the image readers (path: message).
     pub warnings: Vec<String>,
     /// The finished dataset.
@@ -437,7 +450,9 @@ fn recover_ledger(ctx: &Context, vbase: &str, registered: &[String], collection:
         let Ok(Some(MetaValue::Str(json))) = vol.metadata().map(|m| m.get(INGEST_RECORD).cloned()) else { continue };
         let row: LedgerRow = serde_json::from_str(&json)
             .map_err(|e| Error::Invalid(format!("{uri}: corrupt {INGEST_RECORD} metadata: {e}")))?;
-        if row.collection == collection && row.position.to_string() == name {
+        // a record that could not be registered is treated as half-written (removed, redone)
+        let sound = crate::dataset::check_subject_id(&row.obs_subject_id).is_ok() && !row.obs_id.is_empty();
+        if sound && row.collection == collection && row.position.to_string() == name {
             rows.push(row);
         }
     }
@@ -486,9 +501,18 @@ fn read_manifest(ctx: &Context, root: &str) -> Result<HashMap<(String, String), 
         col("shape")?,
         col("obs")?,
     );
+    let subject = f.column("obs_subject_id");
     let mut out = HashMap::new();
     for i in 0..f.len() {
         let s = |c: &Column| c.str_at(i).unwrap_or_default().to_owned();
+        // A row that cannot describe a finished volume (an empty subject or obs_id, written by an
+        // older version) is ignored: its source counts as not ingested and is written again.
+        let position = pos.values.get_i64(i).unwrap_or(-1);
+        let bad_subject =
+            subject.is_some_and(|c| crate::dataset::check_subject_id(c.str_at(i).unwrap_or_default()).is_err());
+        if position >= 0 && (s(obs_id).is_empty() || bad_subject) {
+            continue;
+        }
         let shape_v: Vec<u64> = serde_json::from_str(&s(shape)).unwrap_or_default();
         let mtime = f.column("mtime_ns").filter(|c| !c.is_null(i)).and_then(|c| c.values.get_i64(i));
         out.insert(
@@ -498,7 +522,7 @@ fn read_manifest(ctx: &Context, root: &str) -> Result<HashMap<(String, String), 
                 mtime_ns: mtime,
                 sha256: s(sha),
                 obs_id: s(obs_id),
-                position: pos.values.get_i64(i).unwrap_or(-1),
+                position,
                 shape: shape_v,
                 obs: s(obs),
             },
@@ -519,10 +543,10 @@ pub fn manifest_frame(ctx: &Context, root: &str) -> Result<Option<Frame>> {
 // The run
 // -------------------------------------------------------------------------------------------
 
-/// Creates what is missing of a dataset skeleton with a manifest (idempotent).
-fn ensure_dataset(ctx: &Context, root: &str) -> Result<()> {
+/// Creates what is missing of a dataset skeleton with a manifest (idempotent), under `lock`.
+fn ensure_dataset(ctx: &Context, root: &str, lock: &Arc<WriteLock>) -> Result<()> {
     if ctx.object_kind(root)?.is_none() {
-        DatasetWriter::create(ctx, root, &[])?.keep();
+        DatasetWriter::create_locked(ctx, root, &[], lock.clone())?.keep();
     }
     let info = read_group(ctx, root, "RadiObject")?;
     let mut update = GroupUpdate::default();
@@ -665,24 +689,35 @@ fn with_bytes<R>(data: &VolumeData, f: impl FnOnce(&[u8], crate::dtype::Layout, 
     b!(Int8, UInt8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64)
 }
 
-/// Ingests `collections` into the dataset at `uri` (created if missing, resumed if a previous run
-/// was interrupted, extended with new sources otherwise).
-pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &IngestOptions) -> Result<IngestReport> {
-    let ctx = ctx.for_current_process()?;
-    let root = uri.trim_end_matches('/').to_owned();
+/// Checks everything about the request that needs no storage, before anything is written: names,
+/// subject ids, sources given twice, alignment, `obs_meta` rows.
+fn check_request(collections: &[CollectionSpec], opts: &IngestOptions) -> Result<()> {
     if collections.is_empty() {
         return Err(Error::Invalid("nothing to ingest: no collections given".into()));
     }
-    let mut names = std::collections::HashSet::new();
+    let mut names = HashSet::new();
     for c in collections {
-        // Names and ids are checked before anything is written (a bad name could break the
-        // dataset or write outside it).
+        // A bad name could break the dataset or write outside it.
         crate::dataset::check_collection_name(&c.name)?;
         for src in &c.sources {
             crate::dataset::check_subject_id(&src.subject_id)?;
         }
         if !names.insert(c.name.as_str()) {
             return Err(Error::Invalid(format!("collection {:?} given twice", c.name)));
+        }
+        // One source, one volume: the same file (however it is spelled) given twice would be
+        // written twice and then collide in the manifest.
+        let mut seen: HashMap<String, &Source> = HashMap::new();
+        for src in &c.sources {
+            if let Some(first) = seen.insert(source_key(&src.path), src) {
+                return Err(Error::Alignment(format!(
+                    "collection {:?}: {} is given twice (for subject {:?} and {:?}); give each source once",
+                    c.name,
+                    src.path.display(),
+                    first.subject_id,
+                    src.subject_id
+                )));
+            }
         }
     }
     if opts.validate_alignment {
@@ -696,10 +731,11 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         }
     }
     if let Some(meta) = &opts.obs_meta {
-        let given: std::collections::HashSet<&str> = meta
+        crate::dataset::check_obs_meta(meta, &[])?;
+        let given: HashSet<&str> = meta
             .column("obs_subject_id")
             .and_then(|c| c.values.as_str())
-            .ok_or_else(|| Error::Invalid("obs_meta needs an obs_subject_id column".into()))?
+            .unwrap_or_default()
             .iter()
             .map(String::as_str)
             .collect();
@@ -709,10 +745,106 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
             .filter(|s| !given.contains(s))
             .collect();
         if !missing.is_empty() {
-            return Err(Error::Alignment(format!("obs_meta has no row for subject(s) {missing:?}")));
+            let missing: Vec<&str> = missing.into_iter().collect();
+            return Err(Error::Alignment(format!("obs_meta has no row for subject(s) {}", missing.join(", "))));
         }
     }
-    ensure_dataset(&ctx, &root)?;
+    Ok(())
+}
+
+/// Sources of `spec` whose content the collection already holds (a registered volume, or a
+/// source of this run that sorts first) are taken out, each with a warning. Returns the sources to
+/// ingest and the `(size, sha256)` of those new to the manifest (computed once, used again when
+/// their volume is written).
+#[allow(clippy::type_complexity)]
+fn drop_duplicate_content(
+    pool: &rayon::ThreadPool,
+    checkpoint: &Checkpoint,
+    spec: &CollectionSpec,
+    existing: &VolumeCollection,
+    manifest: &HashMap<(String, String), ManifestRow>,
+    allow: bool,
+    warnings: &Mutex<Vec<String>>,
+) -> Result<(CollectionSpec, HashMap<String, (u64, String)>, usize)> {
+    let known = |key: &str| manifest.get(&(spec.name.clone(), key.to_owned())).is_some_and(|r| !r.dropped());
+    let mut fresh: Vec<&Source> = spec.sources.iter().filter(|s| !known(&source_key(&s.path))).collect();
+    fresh.sort_by(|a, b| (a.subject_id.as_bytes(), &a.path).cmp(&(b.subject_id.as_bytes(), &b.path)));
+    let sums: Vec<(String, (u64, String))> = pool.install(|| {
+        fresh
+            .par_iter()
+            .map(|s| {
+                checkpoint.check(|| "ingest stopped while checksumming its sources; nothing was written".into())?;
+                Ok((source_key(&s.path), source_fingerprint(&s.path)?))
+            })
+            .collect::<Result<_>>()
+    })?;
+    let sums: HashMap<String, (u64, String)> = sums.into_iter().collect();
+    if allow {
+        return Ok((spec.clone(), sums, 0));
+    }
+    // Content the collection holds: registered volumes, and sources of this run (given again).
+    let given: HashSet<String> = spec.sources.iter().map(|s| source_key(&s.path)).collect();
+    let registered: HashSet<&str> = existing.obs_ids().iter().map(String::as_str).collect();
+    let mut held: HashMap<String, (String, String)> = HashMap::new(); // sha -> (source, obs_id)
+    for ((c, key), r) in manifest {
+        if c == &spec.name && !r.dropped() && (registered.contains(r.obs_id.as_str()) || given.contains(key)) {
+            held.entry(r.sha256.clone()).or_insert_with(|| (key.clone(), r.obs_id.clone()));
+        }
+    }
+    let mut skip: HashSet<String> = HashSet::new();
+    for s in &fresh {
+        let key = source_key(&s.path);
+        let sha = &sums[&key].1;
+        match held.get(sha) {
+            Some((other, obs_id)) => {
+                let what = if obs_id.is_empty() { String::new() } else { format!(" as {obs_id}") };
+                warnings.lock().push(format!(
+                    "{}: same content (sha256) as {other}, already ingested{what} into {:?}; skipped \
+                     (allow_duplicate_content=True / --allow-duplicate-content stores it again)",
+                    s.path.display(),
+                    spec.name
+                ));
+                skip.insert(key);
+            }
+            None => {
+                held.insert(sha.clone(), (key, String::new()));
+            }
+        }
+    }
+    let mut kept = spec.clone();
+    kept.sources.retain(|s| !skip.contains(&source_key(&s.path)));
+    Ok((kept, sums, skip.len()))
+}
+
+/// Ingests `collections` into the dataset at `uri` (created if missing, resumed if a previous run
+/// was interrupted, extended with new sources otherwise).
+///
+/// The whole run holds the dataset's write lock ([`crate::lock`]): a concurrent writer is refused
+/// (or waits, [`IngestOptions::lock_wait`]) before anything is written. The request is checked
+/// before the lock is taken and before anything is written. A source that fails (or Ctrl-C,
+/// [`Error::Interrupted`]) stops the run after the sources in flight; the volumes finished by then
+/// are kept and recorded in the manifest, so a rerun resumes, and nothing is registered.
+pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &IngestOptions) -> Result<IngestReport> {
+    let checkpoint = Checkpoint::new();
+    let ctx = ctx.for_current_process()?;
+    let root = uri.trim_end_matches('/').to_owned();
+    check_request(collections, opts)?;
+    let lock = Arc::new(WriteLock::acquire(&ctx, &root, "ingest", opts.lock_wait)?);
+    let warnings = Mutex::new(Vec::new());
+    if let Some(old) = lock.broken() {
+        warnings.lock().push(format!(
+            "{root}: broke the stale write lock of {}, taken {} ago by a process that no longer exists",
+            old.describe(),
+            format_age(old.age())
+        ));
+    }
+    // obs_meta columns must fit the stored ones: checked before anything is written
+    if let Some(meta) = &opts.obs_meta
+        && ctx.object_kind(&join(&root, OBS_META))?.is_some()
+    {
+        crate::dataset::check_obs_meta(meta, &Dataframe::open(&ctx, &join(&root, OBS_META))?.columns())?;
+    }
+    ensure_dataset(&ctx, &root, &lock)?;
     let write = ctx.config().write.clone();
     let mut manifest_rows = read_manifest(&ctx, &root)?;
     let mut manifest = Dataframe::open(&ctx, &join(&root, MANIFEST))?;
@@ -722,8 +854,10 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         .thread_name(|i| format!("radiobject-ingest-{i}"))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start ingest threads: {e}")))?;
-    let (mut written, mut repaired) = (0usize, 0usize);
-    let warnings = Mutex::new(Vec::new());
+    let (mut written, mut repaired, mut duplicates) = (0usize, 0usize, 0usize);
+    let all_sources: usize = collections.iter().map(|c| c.sources.len()).sum();
+    // sources finished (now or by an earlier run), for the message of an interrupted run
+    let mut finished = 0usize;
     let mut ready: Vec<(String, CollectionWriter)> = Vec::new();
     for spec in collections {
         let curi = join(&join(&root, COLLECTIONS), &spec.name);
@@ -736,6 +870,17 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         for r in &recovered {
             manifest_rows.insert((r.collection.clone(), r.source.clone()), r.manifest_row());
         }
+        let (spec_kept, sums, dups) = drop_duplicate_content(
+            &pool,
+            &checkpoint,
+            spec,
+            &existing,
+            &manifest_rows,
+            opts.allow_duplicate_content,
+            &warnings,
+        )?;
+        duplicates += dups;
+        let spec = &spec_kept;
         let Plan { todo: planned, registered, dropped } = plan(spec, &existing, &manifest_rows);
         // Registered sources must not have changed since they were ingested: compare size and
         // modification time, and the sha256 when those differ.
@@ -753,13 +898,23 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                 Ok(())
             })
         })?;
+        finished += registered.len();
         let total = planned.len();
-        let done = AtomicUsize::new(0);
+        // the count and the callback under one lock: progress never goes backwards
+        let done = Mutex::new(0usize);
+        let tick = || {
+            let mut n = done.lock();
+            *n += 1;
+            if let Some(cb) = &opts.progress {
+                cb(&spec.name, *n, total);
+            }
+        };
         let ledger: Mutex<Vec<LedgerRow>> = Mutex::new(Vec::new());
         let results: Vec<Result<(bool, bool)>> = pool.install(|| {
             planned
                 .par_iter()
                 .map(|p| {
+                    checkpoint.check(String::new)?;
                     let (size, mtime) = source_stat(&p.source.path)?;
                     if p.recorded {
                         let row = &manifest_rows[&(spec.name.clone(), p.key.clone())];
@@ -769,13 +924,13 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                                 return Err(changed(&p.source.path, &p.obs_id));
                             }
                         }
-                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Some(cb) = &opts.progress {
-                            cb(&spec.name, n, total);
-                        }
+                        tick();
                         return Ok((false, false));
                     }
-                    let (_, sha) = source_fingerprint(&p.source.path)?;
+                    let sha = match sums.get(&p.key) {
+                        Some((_, sha)) => sha.clone(),
+                        None => source_fingerprint(&p.source.path)?.1,
+                    };
                     let sha = &sha;
                     let vuri = join(&vbase, &p.position.to_string());
                     let was_partial = ctx.object_kind(&vuri)?.is_some() || ctx.vfs()?.is_dir(&vuri).unwrap_or(false);
@@ -822,26 +977,43 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                     })?;
                     drop(image);
                     ledger.lock().push(record);
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Some(cb) = &opts.progress {
-                        cb(&spec.name, n, total);
-                    }
+                    tick();
                     Ok((true, was_partial))
                 })
                 .collect()
         });
+        let mut failure: Option<Error> = None;
+        let mut interrupted = false;
         for r in results {
-            let (w, partial) = r?;
-            written += usize::from(w);
-            repaired += usize::from(partial);
+            match r {
+                Ok((w, partial)) => {
+                    written += usize::from(w);
+                    repaired += usize::from(partial);
+                    finished += 1;
+                }
+                Err(Error::Interrupted(_)) => interrupted = true,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
-        // The run's rows (and the recovered ones) go to the manifest in one write; registration
-        // rows come from the ledger of finished volumes.
+        // The rows of the volumes finished now (and the recovered ones) go to the manifest in one
+        // write, whatever happened to the other sources: a rerun skips them. Only finished
+        // volumes have rows.
         let mut ledger = ledger.into_inner();
         ledger.extend(recovered.into_iter().filter(|r| !dropped.contains(&r.source)));
         ledger.sort_by_key(|r| r.position);
         if !ledger.is_empty() {
             manifest.write(&LedgerRow::frame(&ledger))?;
+        }
+        if interrupted {
+            return Err(Error::Interrupted(format!(
+                "{finished} of {} sources ingested; rerun to resume",
+                all_sources - duplicates
+            )));
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         for r in &ledger {
             manifest_rows.insert((r.collection.clone(), r.source.clone()), r.manifest_row());
@@ -880,7 +1052,7 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         ready.push((spec.name.clone(), CollectionWriter::adopt(&existing, rows, dirs, shapes, &write)?));
     }
     // register collections, then obs_meta/obs_ids/counts
-    let mut dw = DatasetWriter::extend(&Dataset::open(&root, &ctx)?)?;
+    let mut dw = DatasetWriter::extend_locked(&Dataset::open(&root, &ctx)?, lock.clone())?;
     for (_, w) in ready {
         dw.register(w)?;
     }
@@ -889,8 +1061,9 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
     }
     let dataset = dw.finish()?;
     manifest.consolidate()?;
-    let skipped = collections.iter().map(|c| c.sources.len()).sum::<usize>() - written;
-    Ok(IngestReport { written, skipped, repaired, warnings: warnings.into_inner(), dataset })
+    drop(lock);
+    let skipped = all_sources - written - duplicates;
+    Ok(IngestReport { written, skipped, repaired, duplicates, warnings: warnings.into_inner(), dataset })
 }
 
 /// Subject ids of every collection, for alignment reports.
@@ -899,7 +1072,7 @@ pub fn subjects_by_collection(collections: &[CollectionSpec]) -> BTreeMap<String
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -921,5 +1094,261 @@ mod tests {
         assert_eq!(f.names(), vec!["obs_subject_id", "obs_id", "series_type", "datatype", "kvp", "scl_slope"]);
         assert!(f.column("kvp").unwrap().values.get_f64(0).unwrap().is_nan());
         assert_eq!(f.column("datatype").unwrap().values.get_i64(0), Some(4));
+    }
+
+    use crate::config::RadiObjectConfig;
+
+    /// A NIfTI-1 file (`.nii`) of int16 voxels `0..n` plus `seed`, shape `dims`.
+    pub(crate) fn write_nifti(path: &Path, dims: [i16; 3], seed: i16) {
+        let mut h = vec![0u8; 352];
+        h[0..4].copy_from_slice(&348i32.to_le_bytes());
+        let dim: [i16; 8] = [3, dims[0], dims[1], dims[2], 1, 1, 1, 1];
+        for (k, d) in dim.iter().enumerate() {
+            h[40 + 2 * k..42 + 2 * k].copy_from_slice(&d.to_le_bytes());
+        }
+        h[70..72].copy_from_slice(&4i16.to_le_bytes()); // int16
+        h[72..74].copy_from_slice(&16i16.to_le_bytes());
+        for k in 0..8 {
+            h[76 + 4 * k..80 + 4 * k].copy_from_slice(&1f32.to_le_bytes());
+        }
+        h[108..112].copy_from_slice(&352f32.to_le_bytes());
+        h[344..348].copy_from_slice(b"n+1\0");
+        let n = dims.iter().map(|&d| d as usize).product::<usize>();
+        for v in 0..n {
+            h.extend_from_slice(&((v as i16).wrapping_add(seed)).to_le_bytes());
+        }
+        std::fs::write(path, h).unwrap();
+    }
+
+    fn ctx() -> Context {
+        Context::new(&RadiObjectConfig::default()).unwrap()
+    }
+
+    fn spec(name: &str, sources: &[(&Path, &str)]) -> CollectionSpec {
+        CollectionSpec {
+            name: name.into(),
+            format: ImageFormat::Nifti,
+            sources: sources.iter().map(|(p, s)| Source { path: p.to_path_buf(), subject_id: (*s).into() }).collect(),
+        }
+    }
+
+    fn subjects_frame(ids: &[&str]) -> Frame {
+        Frame {
+            columns: vec![
+                Column::new("obs_subject_id", Values::Str(ids.iter().map(|s| (*s).to_owned()).collect())),
+                Column::new("age", Values::int64((0..ids.len() as i64).collect())),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_source_given_twice_is_refused_before_anything_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.nii");
+        write_nifti(&a, [4, 4, 3], 0);
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let again = d.path().join(".").join("a.nii"); // the same file, spelled otherwise
+        let e =
+            ingest(&ctx(), uri, &[spec("T1w", &[(&a, "a"), (&again, "b")])], &IngestOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Alignment(_)), "{e}");
+        assert!(e.to_string().contains("is given twice"), "{e}");
+        assert!(!Path::new(uri).exists(), "nothing may be written");
+        // two different files of one subject are two acquisitions (documented: _acq-1)
+        let b = d.path().join("b.nii");
+        write_nifti(&b, [4, 4, 3], 1);
+        let r = ingest(&ctx(), uri, &[spec("T1w", &[(&a, "a"), (&b, "a")])], &IngestOptions::default()).unwrap();
+        assert_eq!(r.dataset.collection("T1w").unwrap().obs_ids(), ["a_T1w", "a_T1w_acq-1"]);
+    }
+
+    #[test]
+    fn bad_obs_meta_is_refused_before_anything_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.nii");
+        write_nifti(&a, [4, 4, 3], 0);
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let c = ctx();
+        let with = |f: Frame| IngestOptions { obs_meta: Some(f), ..Default::default() };
+        let e = ingest(&c, uri, &[spec("T1w", &[(&a, "a")])], &with(subjects_frame(&["a", "a"]))).unwrap_err();
+        assert!(matches!(e, Error::Alignment(_)) && e.to_string().contains("twice"), "{e}");
+        assert!(!Path::new(uri).exists(), "nothing may be written");
+        let no_ids = Frame { columns: vec![Column::new("age", Values::int64(vec![1]))] };
+        let e = ingest(&c, uri, &[spec("T1w", &[(&a, "a")])], &with(no_ids)).unwrap_err();
+        assert!(e.to_string().contains("needs an obs_subject_id column"), "{e}");
+        // on an existing dataset: refused before registering anything, the dataset stays sound
+        ingest(&c, uri, &[spec("T1w", &[(&a, "a")])], &with(subjects_frame(&["a"]))).unwrap();
+        let b = d.path().join("b.nii");
+        write_nifti(&b, [4, 4, 3], 1);
+        let e = ingest(&c, uri, &[spec("T1w", &[(&a, "a"), (&b, "b")])], &with(subjects_frame(&["a", "b", "b"])))
+            .unwrap_err();
+        assert!(e.to_string().contains("\"b\" twice"), "{e}");
+        let mistyped = Frame {
+            columns: vec![
+                Column::new("obs_subject_id", Values::Str(vec!["a".into(), "b".into()])),
+                Column::new("age", Values::Str(vec!["x".into(), "y".into()])),
+            ],
+        };
+        let e = ingest(&c, uri, &[spec("T1w", &[(&a, "a"), (&b, "b")])], &with(mistyped)).unwrap_err();
+        assert!(e.to_string().contains("stored as"), "{e}");
+        let v = crate::verify::verify(&c, uri, false).unwrap();
+        assert!(v.ok(), "{v}");
+        assert_eq!(v.volumes, 1);
+    }
+
+    #[test]
+    fn the_same_content_from_another_path_is_skipped_unless_allowed() {
+        let d = tempfile::tempdir().unwrap();
+        let (old, moved) = (d.path().join("old"), d.path().join("moved"));
+        std::fs::create_dir_all(&old).unwrap();
+        for s in ["s1", "s2"] {
+            write_nifti(&old.join(format!("{s}.nii")), [4, 4, 3], s.len() as i16 + s.as_bytes()[1] as i16);
+        }
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let c = ctx();
+        let (_, sources) = discover(old.to_str().unwrap(), None).unwrap();
+        let first = CollectionSpec { name: "T1w".into(), sources, format: ImageFormat::Nifti };
+        ingest(&c, uri, std::slice::from_ref(&first), &IngestOptions::default()).unwrap();
+        std::fs::rename(&old, &moved).unwrap();
+        let (_, sources) = discover(moved.to_str().unwrap(), None).unwrap();
+        let again = CollectionSpec { name: "T1w".into(), sources, format: ImageFormat::Nifti };
+        let r = ingest(&c, uri, std::slice::from_ref(&again), &IngestOptions::default()).unwrap();
+        assert_eq!((r.written, r.duplicates), (0, 2));
+        assert!(r.warnings.iter().any(|w| w.contains("same content") && w.contains("as s1_T1w")), "{:?}", r.warnings);
+        assert_eq!(r.dataset.collection("T1w").unwrap().obs_ids(), ["s1_T1w", "s2_T1w"]);
+        assert!(crate::verify::verify(&c, uri, false).unwrap().ok());
+        // explicitly allowed: stored again
+        let opts = IngestOptions { allow_duplicate_content: true, ..Default::default() };
+        let r = ingest(&c, uri, std::slice::from_ref(&again), &opts).unwrap();
+        assert_eq!((r.written, r.duplicates), (2, 0));
+        assert_eq!(r.dataset.collection("T1w").unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_failed_source_keeps_the_finished_ones_in_the_manifest() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, bad) = (d.path().join("a.nii"), d.path().join("bad.nii"));
+        write_nifti(&a, [4, 4, 3], 0);
+        std::fs::write(&bad, b"not a nifti file").unwrap();
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let c = ctx();
+        let opts = IngestOptions { max_workers: Some(1), ..Default::default() };
+        assert!(ingest(&c, uri, &[spec("T1w", &[(&a, "a"), (&bad, "bad")])], &opts).is_err());
+        // only the source that succeeded has a row
+        let m = manifest_frame(&c, uri).unwrap().unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.column("obs_subject_id").unwrap().str_at(0), Some("a"));
+        // fixed, run again: the finished volume is not rewritten
+        write_nifti(&bad, [4, 4, 3], 5);
+        let r = ingest(&c, uri, &[spec("T1w", &[(&a, "a"), (&bad, "bad")])], &opts).unwrap();
+        assert_eq!((r.written, r.skipped), (1, 1));
+        assert!(crate::verify::verify(&c, uri, true).unwrap().ok());
+    }
+
+    #[test]
+    fn a_manifest_row_without_a_subject_does_not_block_reruns() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.nii");
+        write_nifti(&a, [4, 4, 3], 0);
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let c = ctx();
+        // what an older version recorded: a finished-looking row with an empty subject id
+        let lock = Arc::new(WriteLock::acquire(&c, uri, "test", None).unwrap());
+        ensure_dataset(&c, uri, &lock).unwrap();
+        let row = LedgerRow {
+            collection: "T1w".into(),
+            source: source_key(&a),
+            size: 0,
+            mtime_ns: 0,
+            sha256: "x".into(),
+            obs_id: "_T1w".into(),
+            obs_subject_id: String::new(),
+            position: 0,
+            shape: vec![4, 4, 3],
+            dtype: "int16".into(),
+            voxel_checksum: "x".into(),
+            format: "nifti".into(),
+            obs: obs_json("", "_T1w", &[]),
+        };
+        Dataframe::open(&c, &join(uri, MANIFEST)).unwrap().write(&LedgerRow::frame(&[row])).unwrap();
+        drop(lock);
+        let r = ingest(&c, uri, &[spec("T1w", &[(&a, "a")])], &IngestOptions::default()).unwrap();
+        assert_eq!(r.written, 1);
+        assert_eq!(r.dataset.collection("T1w").unwrap().obs_ids(), ["a_T1w"]);
+        assert!(crate::verify::verify(&c, uri, false).unwrap().ok());
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_and_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.nii");
+        write_nifti(&a, [4, 4, 3], 0);
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let c = ctx();
+        ingest(&c, uri, &[spec("T1w", &[(&a, "a")])], &IngestOptions::default()).unwrap();
+        let held = WriteLock::acquire(&c, uri, "write", None).unwrap();
+        let b = d.path().join("b.nii");
+        write_nifti(&b, [4, 4, 3], 1);
+        let e = ingest(&c, uri, &[spec("T1w", &[(&a, "a"), (&b, "b")])], &IngestOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Locked { .. }), "{e}");
+        assert!(e.to_string().contains("write (pid"), "{e}");
+        assert!(crate::dataset::DatasetWriter::extend(&Dataset::open(uri, &c).unwrap()).is_err());
+        drop(held);
+        let r = ingest(&c, uri, &[spec("T1w", &[(&a, "a"), (&b, "b")])], &IngestOptions::default()).unwrap();
+        assert_eq!((r.written, r.skipped), (1, 1));
+        assert!(crate::lock::lock_owner(&c, uri).unwrap().is_none(), "the lock is released");
+    }
+
+    /// Runs the ignored test `name` of this binary in a child process (a Ctrl-C is process-wide:
+    /// it would stop the other tests running beside it).
+    pub(crate) fn run_child(name: &str) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    fn ctrl_c_keeps_and_records_the_finished_sources() {
+        run_child("ingest::tests::ctrl_c_child");
+    }
+
+    #[test]
+    #[ignore = "run by ctrl_c_keeps_and_records_the_finished_sources in a child process"]
+    fn ctrl_c_child() {
+        let d = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..4).map(|i| d.path().join(format!("s{i}.nii"))).collect();
+        for (i, p) in paths.iter().enumerate() {
+            write_nifti(p, [4, 4, 3], i as i16);
+        }
+        let sources: Vec<(&Path, &str)> =
+            paths.iter().zip(["s0", "s1", "s2", "s3"]).map(|(p, s)| (p.as_path(), s)).collect();
+        let uri = d.path().join("ds");
+        let uri = uri.to_str().unwrap();
+        let c = ctx();
+        let opts = IngestOptions {
+            max_workers: Some(1),
+            // Ctrl-C once the first volume is done
+            progress: Some(Box::new(|_, done, _| {
+                if done == 1 {
+                    crate::cancel::interrupt();
+                }
+            })),
+            ..Default::default()
+        };
+        let e = ingest(&c, uri, &[spec("T1w", &sources)], &opts).unwrap_err();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+        assert_eq!(e.to_string(), "interrupted: 1 of 4 sources ingested; rerun to resume");
+        assert_eq!(manifest_frame(&c, uri).unwrap().unwrap().len(), 1);
+        assert!(crate::lock::lock_owner(&c, uri).unwrap().is_none(), "the lock is released");
+        let r = ingest(&c, uri, &[spec("T1w", &sources)], &IngestOptions::default()).unwrap();
+        assert_eq!((r.written, r.skipped), (3, 1));
+        assert!(crate::verify::verify(&c, uri, true).unwrap().ok());
     }
 }

@@ -17,8 +17,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use parking_lot::Mutex;
 use rayon::prelude::*;
 use serde::Serialize;
+
+use crate::cancel::Checkpoint;
 
 use crate::collection::{LAYOUT_KEY, VOLUMES, VolumeCollection, numbered_dirs};
 use crate::context::Context;
@@ -228,9 +231,27 @@ fn check_stray_volumes(
     Ok(())
 }
 
+/// A value for a message: the value, or `missing`.
+fn shown<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "missing".to_owned(), |v| v.to_string())
+}
+
 /// Verifies the dataset at `uri`. Problems are collected in the report; an `Err` means the dataset
 /// could not be examined at all.
 pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
+    verify_with_progress(ctx, uri, deep, None)
+}
+
+/// [`verify`], calling `progress(done, total)` after each volume checked (`done` only grows;
+/// `total` counts the volumes of every collection). Ctrl-C ([`crate::cancel`]) stops it between
+/// volumes with [`Error::Interrupted`]; verify never changes the dataset.
+pub fn verify_with_progress(
+    ctx: &Context,
+    uri: &str,
+    deep: bool,
+    progress: Option<&(dyn Fn(usize, usize) + Sync)>,
+) -> Result<VerifyReport> {
+    let checkpoint = Checkpoint::new();
     let ctx = ctx.for_current_process()?;
     let mut r = VerifyReport { uri: uri.trim_end_matches('/').to_owned(), deep, ..Default::default() };
     let ds = match Dataset::open(uri, &ctx) {
@@ -247,15 +268,15 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
     if meta_int("subject_count") != Some(r.subjects as i64) {
         r.push(
             "root",
-            format!("subject_count is {:?} but obs_meta has {} subjects", meta_int("subject_count"), r.subjects),
+            format!("subject_count is {} but obs_meta has {} subjects", shown(meta_int("subject_count")), r.subjects),
         );
     }
     if meta_int("n_collections") != Some(r.collections as i64) {
         r.push(
             "root",
             format!(
-                "n_collections is {:?} but {} collections are registered",
-                meta_int("n_collections"),
+                "n_collections is {} but {} collections are registered",
+                shown(meta_int("n_collections")),
                 r.collections
             ),
         );
@@ -264,9 +285,22 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
     let mut owner: HashMap<String, String> = HashMap::new();
     let mut collections: HashMap<String, VolumeCollection> = HashMap::new();
     let mut facts_by_coll: HashMap<String, Vec<VolumeFacts>> = HashMap::new();
-    for name in ds.collection_names() {
+    // every collection opened first, for the total of the progress
+    let opened: Vec<(String, Result<VolumeCollection>)> =
+        ds.collection_names().iter().map(|n| (n.clone(), ds.collection(n))).collect();
+    let total: usize = opened.iter().map(|(_, c)| c.as_ref().map_or(0, VolumeCollection::len)).sum();
+    let done = Mutex::new(0usize);
+    let tick = || {
+        let mut n = done.lock();
+        *n += 1;
+        if let Some(cb) = progress {
+            cb(*n, total);
+        }
+    };
+    for (name, c) in opened {
+        let name = &name;
         let loc = format!("collection {name}");
-        let c = match ds.collection(name) {
+        let c = match c {
             Ok(c) => c,
             Err(e) => {
                 r.push(&loc, format!("does not open: {e}"));
@@ -277,7 +311,7 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
         r.volumes += n;
         match c.metadata().get("n_volumes").and_then(MetaValue::as_int) {
             Some(k) if k == n as i64 => {}
-            other => r.push(&loc, format!("n_volumes is {other:?} but obs has {n} rows")),
+            other => r.push(&loc, format!("n_volumes is {} but obs has {n} rows", shown(other))),
         }
         let members: HashSet<&str> = c.members().iter().map(String::as_str).collect();
         if members.len() != n {
@@ -289,7 +323,10 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
             }
         }
         if c.name().as_deref() != Some(name.as_str()) {
-            r.push(&loc, format!("name metadata is {:?}", c.name()));
+            r.push(
+                &loc,
+                format!("name metadata is {}", c.name().map_or_else(|| "missing".into(), |n| format!("{n:?}"))),
+            );
         }
         for (s, id) in c.subject_ids().iter().zip(c.obs_ids()) {
             if let Some(other) = owner.insert(id.clone(), name.clone()) {
@@ -297,10 +334,19 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
             }
             ids_by_subject.entry(s.clone()).or_default().push(id.clone());
         }
-        let facts: Vec<VolumeFacts> = match ctx.pool() {
-            Ok(pool) => pool.install(|| (0..n).into_par_iter().map(|i| check_volume(&c, i, deep)).collect()),
-            Err(e) => return Err(e),
-        };
+        let facts: Vec<VolumeFacts> = ctx.pool()?.install(|| {
+            (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    checkpoint.check(|| {
+                        format!("verify stopped after {} of {total} volumes; nothing was changed", *done.lock())
+                    })?;
+                    let f = check_volume(&c, i, deep);
+                    tick();
+                    Ok(f)
+                })
+                .collect::<Result<_>>()
+        })?;
         for f in &facts {
             for p in &f.problems {
                 r.push(format!("{loc}, volume {}", c.obs_ids()[f.rank]), p.clone());
@@ -330,7 +376,7 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
         for (i, s) in subjects.iter().enumerate() {
             let want = obs_ids_json(ids_by_subject.get(s).map(Vec::as_slice).unwrap_or(&[]));
             if col.str_at(i) != Some(want.as_str()) {
-                r.push("obs_meta", format!("obs_ids of {s:?} is {:?}, expected {want}", col.str_at(i)));
+                r.push("obs_meta", format!("obs_ids of {s:?} is {}, expected {want}", shown(col.str_at(i))));
             }
         }
     }
@@ -355,11 +401,11 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
             };
             if let Some(f) = facts_by_coll.get(&coll).and_then(|v| v.get(rank)) {
                 let shape: Vec<u64> = serde_json::from_str(&s("shape")).unwrap_or_default();
-                if f.shape.as_ref().is_some_and(|sh| *sh != shape) {
-                    r.push(&loc, format!("shape {:?} != recorded {shape:?}", f.shape));
+                if let Some(sh) = f.shape.as_ref().filter(|sh| **sh != shape) {
+                    r.push(&loc, format!("shape {sh:?} != recorded {shape:?}"));
                 }
-                if f.dtype.as_ref().is_some_and(|d| *d != s("dtype")) {
-                    r.push(&loc, format!("dtype {:?} != recorded {}", f.dtype, s("dtype")));
+                if let Some(d) = f.dtype.as_ref().filter(|d| **d != s("dtype")) {
+                    r.push(&loc, format!("dtype {d} != recorded {}", s("dtype")));
                 }
                 if f.checksum.as_ref().is_some_and(|k| *k != s("voxel_checksum")) {
                     r.push(&loc, "voxel checksum differs from the one recorded at ingest");
@@ -368,4 +414,92 @@ pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
         }
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::RadiObjectConfig;
+    use crate::ingest::tests::{run_child, write_nifti};
+    use crate::ingest::{CollectionSpec, ImageFormat, IngestOptions, Source, ingest};
+
+    /// A dataset of `n` small volumes, verified on one worker.
+    fn dataset(d: &std::path::Path, n: usize) -> (Context, String) {
+        let mut cfg = RadiObjectConfig::default();
+        cfg.read.max_workers = 1;
+        let c = Context::new(&cfg).unwrap();
+        let sources: Vec<Source> = (0..n)
+            .map(|i| {
+                let p: PathBuf = d.join(format!("s{i}.nii"));
+                write_nifti(&p, [4, 4, 3], i as i16);
+                Source { path: p, subject_id: format!("s{i}") }
+            })
+            .collect();
+        let uri = d.join("ds").to_str().unwrap().to_owned();
+        let spec = CollectionSpec { name: "T1w".into(), sources, format: ImageFormat::Nifti };
+        ingest(&c, &uri, &[spec], &IngestOptions::default()).unwrap();
+        (c, uri)
+    }
+
+    #[test]
+    fn progress_counts_every_volume_once_upwards() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, uri) = dataset(d.path(), 5);
+        let seen = Mutex::new(Vec::new());
+        let r = verify_with_progress(&c, &uri, true, Some(&|done, total| seen.lock().push((done, total)))).unwrap();
+        assert!(r.ok(), "{r}");
+        assert_eq!(seen.into_inner(), (1..=5).map(|i| (i, 5)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn messages_show_values_not_rust_debug_text() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, uri) = dataset(d.path(), 2);
+        crate::group::update_group(
+            &c,
+            &join(&join(&uri, COLLECTIONS), "T1w"),
+            &crate::group::GroupUpdate { delete: vec!["n_volumes".into()], ..Default::default() },
+        )
+        .unwrap();
+        crate::group::update_group(
+            &c,
+            &uri,
+            &crate::group::GroupUpdate {
+                put: vec![("subject_count".into(), MetaValue::from(0i64))],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let text = verify(&c, &uri, false).unwrap().to_string();
+        assert!(text.contains("n_volumes is missing but obs has 2 rows"), "{text}");
+        assert!(text.contains("subject_count is 0 but obs_meta has 2 subjects"), "{text}");
+        assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+    }
+
+    #[test]
+    fn ctrl_c_stops_verify_between_volumes() {
+        run_child("verify::tests::ctrl_c_child");
+    }
+
+    #[test]
+    #[ignore = "run by ctrl_c_stops_verify_between_volumes in a child process"]
+    fn ctrl_c_child() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, uri) = dataset(d.path(), 4);
+        let e = verify_with_progress(
+            &c,
+            &uri,
+            true,
+            Some(&|done, _| {
+                if done == 1 {
+                    crate::cancel::interrupt();
+                }
+            }),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+        assert_eq!(e.to_string(), "interrupted: verify stopped after 1 of 4 volumes; nothing was changed");
+    }
 }

@@ -49,10 +49,21 @@ pub fn discover(py: Python<'_>, spec: &str, format: Option<&str>) -> PyResult<(S
     ))
 }
 
+/// A core error as a Python exception; a held write lock is a ``DatasetLockedError`` (until the
+/// one error boundary maps ``Error::Locked`` itself).
+fn ingest_err(py: Python<'_>, e: radiobject_core::Error) -> PyErr {
+    match e {
+        e @ radiobject_core::Error::Locked { .. } => raise(py, "DatasetLockedError", e.to_string()),
+        e => crate::error::to_pyerr(py, e),
+    }
+}
+
 /// Ingests ``collections`` (``[(name, format, [(path, subject_id)])]``) into the dataset at
-/// ``uri``; resumable. Returns ``(dataset, report dict)``.
+/// ``uri``; resumable. ``lock_timeout`` (seconds) waits for another writer of the dataset;
+/// ``allow_duplicate_content`` stores sources whose content the collection already holds.
+/// Returns ``(dataset, report dict)``.
 #[pyfunction]
-#[pyo3(signature = (uri, ctx, collections, obs_meta=None, reorient=None, store_original_affine=true, validate_alignment=false, max_workers=None, progress=None))]
+#[pyo3(signature = (uri, ctx, collections, obs_meta=None, reorient=None, store_original_affine=true, validate_alignment=false, max_workers=None, progress=None, allow_duplicate_content=false, lock_timeout=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_images<'py>(
     py: Python<'py>,
@@ -65,7 +76,16 @@ pub fn ingest_images<'py>(
     validate_alignment: bool,
     max_workers: Option<usize>,
     progress: Option<Py<PyAny>>,
+    allow_duplicate_content: bool,
+    lock_timeout: Option<f64>,
 ) -> PyResult<(PyDataset, Bound<'py, PyDict>)> {
+    let lock_wait = match lock_timeout {
+        None => None,
+        Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(raise(py, "InvalidArgumentError", format!("lock_timeout must be seconds >= 0, got {s}")));
+        }
+    };
     let mut specs = Vec::with_capacity(collections.len());
     for (name, fmt, sources) in collections {
         let format = format_of(py, Some(&fmt))?.unwrap_or(ImageFormat::Nifti);
@@ -82,6 +102,8 @@ pub fn ingest_images<'py>(
         max_workers,
         obs_meta: obs_meta.map(frame_from_py).transpose()?,
         progress: None,
+        allow_duplicate_content,
+        lock_wait,
     };
     if let Some(cb) = progress {
         opts.progress = Some(Box::new(move |name: &str, done: usize, total: usize| {
@@ -93,11 +115,12 @@ pub fn ingest_images<'py>(
         }));
     }
     let c = ctx.inner.clone();
-    let report = py.detach(|| ingest::ingest(&c, uri, &specs, &opts)).py(py)?;
+    let report = py.detach(|| ingest::ingest(&c, uri, &specs, &opts)).map_err(|e| ingest_err(py, e))?;
     let d = PyDict::new(py);
     d.set_item("written", report.written)?;
     d.set_item("skipped", report.skipped)?;
     d.set_item("repaired", report.repaired)?;
+    d.set_item("duplicates", report.duplicates)?;
     d.set_item("warnings", PyList::new(py, &report.warnings)?)?;
     Ok((PyDataset { inner: report.dataset }, d))
 }

@@ -148,11 +148,70 @@ fn has_dicm_marker(path: &Path) -> bool {
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut buf)).is_ok() && &buf[128..] == b"DICM"
 }
 
+/// The file's bytes with a File Meta Information Group Length element (0002,0000) inserted, when
+/// it has a preamble and a meta group without one (what pydicom's plain `save_as()` writes, and
+/// what pydicom and the reference read); `None` when that is not the problem.
+fn with_meta_group_length(path: &Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.get(128..132)? != b"DICM" {
+        return None;
+    }
+    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if u16_at(132)? != 0x0002 || u16_at(134)? == 0x0000 {
+        return None; // no meta group, or it has its length: another problem
+    }
+    // The meta group is always explicit VR little endian.
+    let mut at = 132;
+    while u16_at(at) == Some(0x0002) {
+        let vr = bytes.get(at + 4..at + 6)?;
+        let long = matches!(
+            vr,
+            b"OB" | b"OW" | b"OF" | b"OD" | b"OL" | b"OV" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"SV" | b"UV"
+        );
+        let (head, len) = if long {
+            let b = bytes.get(at + 8..at + 12)?;
+            (12, u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        } else {
+            (8, u16_at(at + 6)? as usize)
+        };
+        if len == 0xFFFF_FFFF {
+            return None; // undefined length in the meta group: not ours to fix
+        }
+        at = at.checked_add(head + len)?;
+        if at > bytes.len() {
+            return None;
+        }
+    }
+    let group_len = u32::try_from(at - 132).ok()?;
+    let mut out = Vec::with_capacity(bytes.len() + 12);
+    out.extend_from_slice(&bytes[..132]);
+    out.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 0x04, 0x00]);
+    out.extend_from_slice(&group_len.to_le_bytes());
+    out.extend_from_slice(&bytes[132..]);
+    Some(out)
+}
+
+/// Opens a DICOM file (up to its pixel data when `header_only`), also when its meta group lacks
+/// the group length element.
+fn open_dicom(path: &Path, header_only: bool) -> std::result::Result<DefaultDicomObject, String> {
+    let options = || {
+        let o = OpenFileOptions::new();
+        if header_only { o.read_until(tags::PIXEL_DATA) } else { o }
+    };
+    match options().open_file(path) {
+        Ok(obj) => Ok(obj),
+        Err(e) => match with_meta_group_length(path) {
+            Some(fixed) => options()
+                .read_preamble(dicom_object::file::ReadPreamble::Always)
+                .from_reader(std::io::Cursor::new(fixed))
+                .map_err(|_| with_causes(&e)),
+            None => Err(with_causes(&e)),
+        },
+    }
+}
+
 fn open_header(path: &Path) -> Result<DefaultDicomObject> {
-    OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| invalid(path, format!("not a readable DICOM file: {}", with_causes(&e))))
+    open_dicom(path, true).map_err(|e| invalid(path, format!("not a readable DICOM file: {e}")))
 }
 
 /// Reads the header of one file (its pixel data is left on disk).
@@ -527,7 +586,7 @@ fn decode_into<T: Sample + Unused>(
     }
     jobs.into_par_iter().try_for_each(|(fi, targets)| -> Result<()> {
         let path = &files[fi].path;
-        let obj = dicom_object::open_file(path).map_err(|e| invalid(path, with_causes(&e)))?;
+        let obj = open_dicom(path, false).map_err(|e| invalid(path, e))?;
         let decoded = obj
             .decode_pixel_data()
             .map_err(|e| invalid(path, format!("cannot decode pixel data: {}", with_causes(&e))))?;

@@ -549,9 +549,13 @@ def ingest_images(
     validate_alignment: bool = False,
     max_workers: int | None = None,
     progress: Callable[[str, int, int], object] | None = None,
+    allow_duplicate_content: bool = False,
+    lock_timeout: float | None = None,
 ) -> tuple[NativeDataset, dict[str, Any]]:
     """Ingests ``collections`` (``[(name, format, [(path, subject_id)])]``) into the dataset at
-    ``uri``; resumable. Returns ``(dataset, report dict)``."""
+    ``uri``; resumable. ``lock_timeout`` (seconds) waits for another writer of the dataset;
+    ``allow_duplicate_content`` stores sources whose content the collection already holds.
+    Returns ``(dataset, report dict)``."""
 
 def read_image(path: str, format: str = "nifti", reorient: str | None = None) -> dict[str, Any]:
     """Reads one image: voxels (Fortran order), affine, orientation, the volume metadata and obs

@@ -21,6 +21,7 @@ class                              raised for
 ``IngestError``                    image discovery or format problems (``ValueError``)
 ``ViewError``                      mutating a read-only view (``TypeError``)
 ``OutOfMemoryError``               a size decided by the input cannot be allocated (``MemoryError``)
+``DatasetLockedError``             another writer holds the dataset's write lock (``StorageError``)
 ================================  ===========================================================
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "ObjectTypeError",
     "InvalidArgumentError",
     "OutOfMemoryError",
+    "DatasetLockedError",
 ]
 
 
@@ -109,3 +111,9 @@ class InvalidArgumentError(RadiObjectError, ValueError):
 
 class OutOfMemoryError(RadiObjectError, MemoryError):
     """A buffer whose size the input decides (a region, a batch, a mask) cannot be allocated."""
+
+
+class DatasetLockedError(StorageError):
+    """Another writer (named in the message, with the lock's age) is changing the dataset; nothing
+    was written. Wait and retry (``lock_timeout=`` waits), or remove a stale lock with
+    ``radiobject unlock <uri>``."""

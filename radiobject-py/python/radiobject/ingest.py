@@ -89,7 +89,8 @@ def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tu
 
 class IngestReport(dict):
     """What an ingest run did: ``written``, ``skipped`` (finished by an earlier run), ``repaired``
-    (half-written volumes redone) and reader ``warnings``."""
+    (half-written volumes redone), ``duplicates`` (sources whose content the collection already
+    held, not stored again) and ``warnings`` (readers, duplicates, a broken stale lock)."""
 
 
 def _progress_callback(progress: bool | Callable[[str, int, int], None]) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
@@ -132,8 +133,15 @@ def from_images(
     ctx: Context | None = None,
     progress: bool | Callable[[str, int, int], None] = False,
     max_workers: int | None = None,
+    allow_duplicate_content: bool = False,
+    lock_timeout: float | None = None,
 ) -> RadiObject:
     """Ingests images into the dataset at ``uri`` (created if missing, resumed if interrupted).
+
+    One writer at a time: the run holds the dataset's write lock; while another writer holds it,
+    this raises :class:`~radiobject.exceptions.DatasetLockedError` (naming it) before writing
+    anything, or waits up to ``lock_timeout`` seconds. Everything is checked before anything is
+    written (names, subject ids, a source given twice, ``obs_meta`` rows).
 
     Args:
         uri: dataset URI (local path or ``s3://``).
@@ -147,6 +155,10 @@ def from_images(
         ctx: context to use (default: global).
         progress: show progress bars (tqdm), or a callable ``(collection, done, total)``.
         max_workers: parallel readers/writers (default ``ReadConfig.max_workers``).
+        allow_duplicate_content: store a source even when the collection already holds its
+            content (same sha256) from another path; by default such a source (a moved or copied
+            folder ingested again) is skipped with a warning in ``ingest_report["warnings"]``.
+        lock_timeout: seconds to wait for another writer of the dataset (default: fail at once).
     """
     from radiobject.radi_object import RadiObject
 
@@ -184,6 +196,8 @@ def from_images(
             validate_alignment=validate_alignment,
             max_workers=max_workers,
             progress=callback,
+            allow_duplicate_content=allow_duplicate_content,
+            lock_timeout=lock_timeout,
         )
     finally:
         close()
@@ -212,6 +226,8 @@ def append_images(
     format_hint: str | Mapping[str, str] | None = None,
     progress: bool | Callable[[str, int, int], None] = False,
     max_workers: int | None = None,
+    allow_duplicate_content: bool = False,
+    lock_timeout: float | None = None,
 ) -> RadiObject:
     """Adds image files to an existing dataset (``RadiObject.append`` with paths, globs or
     ``(path, subject)`` lists): into existing collections or new ones, with ``obs_meta`` rows for
@@ -226,6 +242,8 @@ def append_images(
         ctx=radi.context,
         progress=progress,
         max_workers=max_workers,
+        allow_duplicate_content=allow_duplicate_content,
+        lock_timeout=lock_timeout,
     )
     radi._refresh()
     return radi
