@@ -55,6 +55,61 @@ pub(crate) fn numbered_dirs(listing: &[String]) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+/// New obs_ids for volumes of `subject_ids` (in order) in collection `name`: `{sid}_{name}`, and
+/// `{sid}_{name}_acq-{k}` (k = 1, 2, ...) when that id is in `taken` or was given to an earlier
+/// volume, so ids never collide (the reference repeated `{sid}_{name}` for a subject's second
+/// image). The naming rule of every path that names volumes (ingest, `from_niftis`, `append`).
+pub fn assign_obs_ids(subject_ids: &[String], name: &str, taken: &[String]) -> Vec<String> {
+    let mut used: HashSet<String> = taken.iter().cloned().collect();
+    subject_ids
+        .iter()
+        .map(|sid| {
+            let base = format!("{sid}_{name}");
+            let mut id = base.clone();
+            let mut k = 0;
+            while used.contains(&id) {
+                k += 1;
+                id = format!("{base}_acq-{k}");
+            }
+            used.insert(id.clone());
+            id
+        })
+        .collect()
+}
+
+/// The subjects of `given` that are new to a dataset whose subjects are `existing`, sorted. Every
+/// new subject needs an obs_meta row: `obs_meta` lists the subjects that have one (None: no
+/// obs_meta was given). Errors name the subjects ("obs_meta required for new subject(s)",
+/// "obs_meta missing entries for ..."), the reference's wording.
+pub fn new_subjects_with_rows(
+    existing: &[String],
+    given: &[String],
+    obs_meta: Option<&[String]>,
+) -> Result<Vec<String>> {
+    let have: HashSet<&str> = existing.iter().map(String::as_str).collect();
+    let new: BTreeSet<&str> = given.iter().map(String::as_str).filter(|s| !have.contains(s)).collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first: Vec<&str> = new.iter().take(5).copied().collect();
+    let Some(rows) = obs_meta else {
+        return Err(Error::Alignment(format!(
+            "obs_meta required for new subject(s) {first:?} ({} in all): give obs_meta rows for them",
+            new.len()
+        )));
+    };
+    let rows: HashSet<&str> = rows.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = new.iter().filter(|s| !rows.contains(*s)).copied().collect();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(5).copied().collect();
+        return Err(Error::Alignment(format!(
+            "obs_meta missing entries for new subject(s) {shown:?} ({} in all)",
+            missing.len()
+        )));
+    }
+    Ok(new.into_iter().map(str::to_owned).collect())
+}
+
 /// Collection metadata written by this library's writers: `sorted:<n_volumes>` says volume `i` of
 /// the sorted obs order is at `volumes/<i>` (ignored by the reference).
 pub const LAYOUT_KEY: &str = "radiobject_layout";
@@ -640,7 +695,7 @@ impl CollectionWriter {
             && (shape.len() < 3 || shape[..3] != s[..])
         {
             return Err(Error::shape(format!(
-                "volume {obs_id:?} has shape {shape:?}; this collection holds volumes of shape {s:?}"
+                "Dimension mismatch: volume {obs_id:?} has shape {shape:?}; this collection holds volumes of shape {s:?}"
             )));
         }
         Ok(())
@@ -776,7 +831,12 @@ impl CollectionWriter {
         // metadata last: n_volumes acts as the commit of this write
         let spatial: HashSet<[u64; 3]> = self.shapes.iter().map(|s| [s[0], s[1], s[2]]).collect();
         let uniform = match old_shape_uniform {
-            None => (spatial.len() == 1).then(|| *spatial.iter().next().expect("one shape")),
+            // A declared shape holds (every volume was checked against it), even with no volume
+            // written yet.
+            None => match self.shape.as_deref() {
+                Some(&[x, y, z]) => Some([x, y, z]),
+                _ => (spatial.len() == 1).then(|| *spatial.iter().next().expect("one shape")),
+            },
             Some(None) => None,
             Some(Some(s)) => (spatial.is_empty() || (spatial.len() == 1 && spatial.contains(&s))).then_some(s),
         };
@@ -825,5 +885,29 @@ impl Drop for CollectionWriter {
         if !self.done && !self.keep_on_drop && self.ctx.in_current_process() {
             let _ = self.rollback();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assign_obs_ids_numbers_repeats_and_taken_ids() {
+        let sids: Vec<String> = ["a", "b", "a", "a"].iter().map(|s| (*s).to_owned()).collect();
+        let got = assign_obs_ids(&sids, "T1w", &["b_T1w".to_owned()]);
+        assert_eq!(got, ["a_T1w", "b_T1w_acq-1", "a_T1w_acq-1", "a_T1w_acq-2"]);
+    }
+
+    #[test]
+    fn new_subjects_need_obs_meta_rows() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+        let (existing, given) = (s(&["a"]), s(&["a", "c", "b"]));
+        assert!(new_subjects_with_rows(&existing, &s(&["a"]), None).unwrap().is_empty());
+        let e = new_subjects_with_rows(&existing, &given, None).unwrap_err().to_string();
+        assert!(e.contains("obs_meta required") && e.contains("\"b\""), "{e}");
+        let e = new_subjects_with_rows(&existing, &given, Some(&s(&["b"]))).unwrap_err().to_string();
+        assert!(e.contains("missing entries") && e.contains("\"c\""), "{e}");
+        assert_eq!(new_subjects_with_rows(&existing, &given, Some(&s(&["c", "b", "z"]))).unwrap(), s(&["b", "c"]));
     }
 }

@@ -520,6 +520,55 @@ impl Dataframe {
         Ok(())
     }
 
+    /// Drops an attribute column (schema evolution). Index columns cannot be dropped, and the
+    /// column must exist.
+    pub fn drop_column(&mut self, name: &str) -> Result<()> {
+        if self.index.iter().any(|i| i == name) {
+            return Err(Error::Invalid(format!("{}: Cannot drop index column {name:?}", self.uri)));
+        }
+        if !self.attrs.iter().any(|a| a.0 == name) {
+            let cols: Vec<&str> = self.attrs.iter().map(|a| a.0.as_str()).collect();
+            return Err(Error::Invalid(format!("{}: column {name:?} does not exist (columns: {cols:?})", self.uri)));
+        }
+        self.ctx.tdb().drop_attributes(&self.uri, &[name]).at("drop column", &self.uri)?;
+        *self = Dataframe::open(&self.ctx, &self.uri)?;
+        Ok(())
+    }
+
+    /// Deletes the rows whose index values are in `keys` (a frame holding every index column;
+    /// keys that match no row are ignored). One TileDB delete query; the index values can be
+    /// written again later. Returns the number of distinct keys given.
+    pub fn delete(&self, keys: &Frame) -> Result<usize> {
+        keys.check()?;
+        let mut cols = Vec::with_capacity(self.index.len());
+        for name in &self.index {
+            let c = keys
+                .column(name)
+                .ok_or_else(|| Error::Invalid(format!("{}: delete keys lack the index column {name:?}", self.uri)))?;
+            let Values::Str(v) = &c.values else {
+                return Err(Error::Invalid(format!("{}: index column {name:?} must hold strings", self.uri)));
+            };
+            if c.valid.as_ref().is_some_and(|v| v.iter().any(|x| !x)) {
+                return Err(Error::Invalid(format!("{}: index column {name:?} has nulls", self.uri)));
+            }
+            cols.push(v);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let rows: Vec<Vec<String>> = (0..keys.len())
+            .map(|i| cols.iter().map(|c| c[i].clone()).collect::<Vec<String>>())
+            .filter(|r| seen.insert(r.clone()))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let fields: Vec<&str> = self.index.iter().map(String::as_str).collect();
+        let array =
+            ffi::Array::open(self.ctx.tdb(), &self.uri, Mode::Delete, None).at("open for deleting", &self.uri)?;
+        array.delete_rows(&fields, &rows).at("delete", &self.uri)?;
+        array.close().at("close", &self.uri)?;
+        Ok(rows.len())
+    }
+
     /// Writes rows: every index column must be given; attribute columns missing from `frame`
     /// are written as nulls, columns unknown to the schema are added first. Rows whose index
     /// values already exist replace the old rows. One fragment per call.

@@ -223,6 +223,19 @@ impl PyDataframe {
         let inner = &mut self.inner;
         py.detach(|| inner.add_columns(&cols)).py(py)
     }
+
+    /// Drops an attribute column (not an index column; it must exist).
+    fn drop_column(&mut self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.drop_column(name)).py(py)
+    }
+
+    /// Deletes the rows whose index values are in ``keys`` (a frame of the index columns);
+    /// returns the number of distinct keys given.
+    fn delete(&self, py: Python<'_>, keys: &Bound<'_, PyDict>) -> PyResult<usize> {
+        let f = frame_from_py(keys)?;
+        py.detach(|| self.inner.delete(&f)).py(py)
+    }
 }
 
 /// An opened volume collection.
@@ -611,8 +624,39 @@ impl PyDatasetWriter {
     }
 }
 
+/// New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order), with ``_acq-{k}`` when
+/// the id is in ``taken`` or already given to an earlier volume.
+#[pyfunction]
+#[pyo3(signature = (subject_ids, name, taken=Vec::new()))]
+fn assign_obs_ids(subject_ids: Vec<String>, name: &str, taken: Vec<String>) -> Vec<String> {
+    radiobject_core::collection::assign_obs_ids(&subject_ids, name, &taken)
+}
+
+/// The series type of an image file from its name (BIDS suffix, then name patterns), e.g.
+/// ``"T1w"``, ``"FLAIR"``, ``"CT"``; ``"unknown"`` when nothing matches. Reads nothing.
+#[pyfunction]
+fn infer_series_type(path: std::path::PathBuf) -> String {
+    radiobject_core::imaging::infer_series_type(&path, None)
+}
+
+/// The subjects of ``given`` new to a dataset holding ``existing``, sorted; each needs a row in
+/// ``obs_meta`` (the subjects with a row; None: no obs_meta given), else ``AlignmentError``.
+#[pyfunction]
+#[pyo3(signature = (existing, given, obs_meta=None))]
+fn new_subjects_with_rows(
+    py: Python<'_>,
+    existing: Vec<String>,
+    given: Vec<String>,
+    obs_meta: Option<Vec<String>>,
+) -> PyResult<Vec<String>> {
+    radiobject_core::collection::new_subjects_with_rows(&existing, &given, obs_meta.as_deref()).py(py)
+}
+
 /// Registers the dataset classes.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(new_subjects_with_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(assign_obs_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(infer_series_type, m)?)?;
     m.add_class::<PyDataframe>()?;
     m.add_class::<PyCollection>()?;
     m.add_class::<PyCollectionWriter>()?;

@@ -257,6 +257,7 @@ owned_handle!(OwnedSubarray, sys::tiledb_subarray_t, tiledb_subarray_free);
 owned_handle!(OwnedQuery, sys::tiledb_query_t, tiledb_query_free);
 owned_handle!(OwnedVfs, sys::tiledb_vfs_t, tiledb_vfs_free);
 owned_handle!(OwnedEvolution, sys::tiledb_array_schema_evolution_t, tiledb_array_schema_evolution_free);
+owned_handle!(OwnedCondition, sys::tiledb_query_condition_t, tiledb_query_condition_free);
 
 struct OwnedString(*mut sys::tiledb_string_t);
 
@@ -553,6 +554,21 @@ impl Ctx {
             let attr = self.attribute(a)?;
             // SAFETY: both handles are live; the evolution copies the attribute.
             self.check(unsafe { sys::tiledb_array_schema_evolution_add_attribute(self.ptr(), evo.0, attr.0) })?;
+        }
+        // SAFETY: the evolution is live; curi outlives the call.
+        self.check(unsafe { sys::tiledb_array_evolve(self.ptr(), curi.as_ptr(), evo.0) })
+    }
+
+    /// Drops attributes from an existing array (schema evolution); their data is no longer read.
+    pub fn drop_attributes(&self, uri: &str, names: &[&str]) -> TdbResult<()> {
+        let curi = cstring(uri)?;
+        let mut evo = OwnedEvolution(ptr::null_mut());
+        // SAFETY: the context is live; the out-pointer is valid.
+        self.check(unsafe { sys::tiledb_array_schema_evolution_alloc(self.ptr(), &mut evo.0) })?;
+        for n in names {
+            let cn = cstring(n)?;
+            // SAFETY: the evolution is live; cn outlives the call (the name is copied).
+            self.check(unsafe { sys::tiledb_array_schema_evolution_drop_attribute(self.ptr(), evo.0, cn.as_ptr()) })?;
         }
         // SAFETY: the evolution is live; curi outlives the call.
         self.check(unsafe { sys::tiledb_array_evolve(self.ptr(), curi.as_ptr(), evo.0) })
@@ -891,6 +907,8 @@ pub enum Mode {
     Read,
     /// Write queries and metadata writes.
     Write,
+    /// Delete queries ([`Array::delete_rows`]).
+    Delete,
 }
 
 /// An opened TileDB array. Closed (and freed) on drop.
@@ -937,6 +955,7 @@ impl Array {
         let qt = match mode {
             Mode::Read => sys::TILEDB_READ,
             Mode::Write => sys::TILEDB_WRITE,
+            Mode::Delete => sys::TILEDB_DELETE,
         };
         // SAFETY: the array is allocated; on failure Drop frees it without closing.
         ctx.check(unsafe { sys::tiledb_array_open(ctx.ptr(), raw, qt) })?;
@@ -1260,6 +1279,67 @@ impl Array {
                 return Err(err("a single sparse cell exceeds 16 GiB"));
             }
         }
+    }
+
+    /// Deletes the cells of a sparse array (opened with [`Mode::Delete`]) whose fields equal one
+    /// of `rows`: `fields` names the fields (dimensions or attributes) and each row holds one
+    /// string value per field. One delete query, whose condition is `OR` over rows of `AND` over
+    /// fields of `field == value`; later writes of the same coordinates are visible again.
+    pub fn delete_rows(&self, fields: &[&str], rows: &[Vec<String>]) -> TdbResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if fields.is_empty() || rows.iter().any(|r| r.len() != fields.len()) {
+            return Err(err("delete_rows: every row needs one value per field"));
+        }
+        let ctx = self.ctx.ptr();
+        let names: Vec<CString> = fields.iter().map(|f| cstring(f)).collect::<TdbResult<_>>()?;
+        let combine = |a: OwnedCondition, b: OwnedCondition, op: u32| -> TdbResult<OwnedCondition> {
+            let mut out = OwnedCondition(ptr::null_mut());
+            // SAFETY: both conditions are live and initialised; combine copies them.
+            self.ctx.check(unsafe { sys::tiledb_query_condition_combine(ctx, a.0, b.0, op, &mut out.0) })?;
+            Ok(out)
+        };
+        // Balanced reduction, so the condition tree stays O(log n) deep.
+        let reduce = |mut v: Vec<OwnedCondition>, op: u32| -> TdbResult<OwnedCondition> {
+            while v.len() > 1 {
+                let mut next = Vec::with_capacity(v.len().div_ceil(2));
+                let mut it = v.into_iter();
+                while let Some(a) = it.next() {
+                    match it.next() {
+                        Some(b) => next.push(combine(a, b, op)?),
+                        None => next.push(a),
+                    }
+                }
+                v = next;
+            }
+            v.pop().ok_or_else(|| err("empty condition"))
+        };
+        let mut per_row = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut eqs = Vec::with_capacity(fields.len());
+            for (name, value) in names.iter().zip(row) {
+                let mut c = OwnedCondition(ptr::null_mut());
+                // SAFETY: the context is live; the out-pointer is valid.
+                self.ctx.check(unsafe { sys::tiledb_query_condition_alloc(ctx, &mut c.0) })?;
+                // An empty string still needs a non-null pointer.
+                let p: *const c_void = if value.is_empty() { [0u8; 1].as_ptr().cast() } else { value.as_ptr().cast() };
+                // SAFETY: c is allocated; name and value outlive the call (the value is copied).
+                self.ctx.check(unsafe {
+                    sys::tiledb_query_condition_init(ctx, c.0, name.as_ptr(), p, value.len() as u64, sys::TILEDB_EQ)
+                })?;
+                eqs.push(c);
+            }
+            per_row.push(reduce(eqs, sys::TILEDB_AND)?);
+        }
+        let cond = reduce(per_row, sys::TILEDB_OR)?;
+        let mut q = OwnedQuery(ptr::null_mut());
+        // SAFETY: the array is open for deletes.
+        self.ctx.check(unsafe { sys::tiledb_query_alloc(ctx, self.ptr.as_ptr(), sys::TILEDB_DELETE, &mut q.0) })?;
+        // SAFETY: q and cond are live; the query copies the condition.
+        self.ctx.check(unsafe { sys::tiledb_query_set_condition(ctx, q.0, cond.0) })?;
+        // SAFETY: the query is fully set up.
+        self.ctx.check(unsafe { sys::tiledb_query_submit(ctx, q.0) })
     }
 
     /// Writes cells to a sparse array (unordered layout). Every dimension and attribute of the

@@ -81,6 +81,13 @@ pub const TILEDB_SPARSE: u32 = 1;
 // tiledb_query_type_t
 pub const TILEDB_READ: u32 = 0;
 pub const TILEDB_WRITE: u32 = 1;
+pub const TILEDB_DELETE: u32 = 2;
+
+// query conditions (deletes): tiledb_query_condition_op_t, tiledb_query_condition_combination_op_t
+opaque!(tiledb_query_condition_t);
+pub const TILEDB_EQ: u32 = 4;
+pub const TILEDB_AND: u32 = 0;
+pub const TILEDB_OR: u32 = 1;
 
 // tiledb_query_status_t
 pub const TILEDB_FAILED: u32 = 0;
@@ -459,6 +466,11 @@ unsafe extern "C" {
         evolution: *mut tiledb_array_schema_evolution_t,
         attribute: *mut tiledb_attribute_t,
     ) -> i32;
+    pub fn tiledb_array_schema_evolution_drop_attribute(
+        ctx: *mut tiledb_ctx_t,
+        evolution: *mut tiledb_array_schema_evolution_t,
+        attribute_name: *const c_char,
+    ) -> i32;
     pub fn tiledb_array_evolve(
         ctx: *mut tiledb_ctx_t,
         array_uri: *const c_char,
@@ -515,6 +527,28 @@ unsafe extern "C" {
         buffer_size: *mut u64,
     ) -> i32;
     pub fn tiledb_query_submit(ctx: *mut tiledb_ctx_t, query: *mut tiledb_query_t) -> i32;
+    pub fn tiledb_query_condition_alloc(ctx: *mut tiledb_ctx_t, cond: *mut *mut tiledb_query_condition_t) -> i32;
+    pub fn tiledb_query_condition_free(cond: *mut *mut tiledb_query_condition_t);
+    pub fn tiledb_query_condition_init(
+        ctx: *mut tiledb_ctx_t,
+        cond: *mut tiledb_query_condition_t,
+        attribute_name: *const c_char,
+        condition_value: *const c_void,
+        condition_value_size: u64,
+        op: u32,
+    ) -> i32;
+    pub fn tiledb_query_condition_combine(
+        ctx: *mut tiledb_ctx_t,
+        left_cond: *const tiledb_query_condition_t,
+        right_cond: *const tiledb_query_condition_t,
+        combination_op: u32,
+        combined_cond: *mut *mut tiledb_query_condition_t,
+    ) -> i32;
+    pub fn tiledb_query_set_condition(
+        ctx: *mut tiledb_ctx_t,
+        query: *mut tiledb_query_t,
+        cond: *const tiledb_query_condition_t,
+    ) -> i32;
     pub fn tiledb_query_finalize(ctx: *mut tiledb_ctx_t, query: *mut tiledb_query_t) -> i32;
     pub fn tiledb_query_submit_and_finalize(ctx: *mut tiledb_ctx_t, query: *mut tiledb_query_t) -> i32;
     pub fn tiledb_query_get_status(

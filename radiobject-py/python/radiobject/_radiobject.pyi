@@ -7,6 +7,7 @@
 # mapping / pydantic model / OmegaConf config that `radiobject.ctx._config_json` understands; invalid
 # ones raise `radiobject.exceptions.ConfigurationError`.
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, final
 
@@ -35,6 +36,9 @@ __all__ = [
     "tiledb_params",
     "process_snapshot_json",
     "read_batch",
+    "assign_obs_ids",
+    "new_subjects_with_rows",
+    "infer_series_type",
     "tiledb_version",
     "discover",
     "ingest_images",
@@ -243,6 +247,13 @@ class NativeDataframe:
 
     def add_columns(self, schema: _Schema) -> None:
         """Adds typed columns (``{name: kind}``)."""
+
+    def drop_column(self, name: str) -> None:
+        """Drops an attribute column (not an index column; it must exist)."""
+
+    def delete(self, keys: _Frame) -> int:
+        """Deletes the rows whose index values are in ``keys`` (a frame of the index columns);
+        returns the number of distinct keys given."""
 
 @final
 class NativeCollection:
@@ -518,6 +529,18 @@ def tiledb_params(config: object) -> list[tuple[str, str]]:
 
 def process_snapshot_json() -> str:
     """Counters of every context of this process (live and dropped), as JSON."""
+
+def infer_series_type(path: str | os.PathLike[str]) -> str:
+    """The series type of an image file from its name (BIDS suffix, then name patterns), e.g.
+    ``"T1w"``, ``"FLAIR"``, ``"CT"``; ``"unknown"`` when nothing matches. Reads nothing."""
+
+def new_subjects_with_rows(existing: Sequence[str], given: Sequence[str], obs_meta: Sequence[str] | None = None) -> list[str]:
+    """The subjects of ``given`` new to a dataset holding ``existing``, sorted; each needs a row in
+    ``obs_meta`` (the subjects with a row; None: no obs_meta given), else ``AlignmentError``."""
+
+def assign_obs_ids(subject_ids: Sequence[str], name: str, taken: Sequence[str] = ...) -> list[str]:
+    """New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order), with ``_acq-{k}`` when
+    the id is in ``taken`` or already given to an earlier volume."""
 
 def read_batch(ctx: Context, requests: Sequence[tuple[NativeVolume, _Region]]) -> list[npt.NDArray[Any]]:
     """Reads many regions of many volumes on ``ctx``'s worker pool, with the GIL released;
