@@ -56,7 +56,7 @@ from radiobject import parallel
 from radiobject._types import AttrValue, BatchTransformFn, LabelSource, TransformFn
 from radiobject.dataframe import Dataframe
 from radiobject.indexing import Index, align
-from radiobject.query import EagerQuery
+from radiobject.query import EagerQuery, LazyQuery
 from radiobject.radi_object import RadiObject
 from radiobject.volume_collection import VolumeCollection
 from radiobject.stats import CacheStats, S3Stats, TileDBStats
@@ -74,6 +74,7 @@ __all__ = [
     "Index",
     "align",
     "EagerQuery",
+    "LazyQuery",
     # transform and label types
     "TransformFn",
     "BatchTransformFn",

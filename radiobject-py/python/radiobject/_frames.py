@@ -345,7 +345,7 @@ def pandas_to_frame(
     frame: Frame = {}
     for name in index_columns:
         if name not in df.columns:
-            raise SchemaError(f"the DataFrame needs an {name!r} column")
+            raise SchemaError(f"the DataFrame must contain index column {name!r}")
         frame[name] = _index_column(df[name], name)
     for col in df.columns:
         name = str(col)

@@ -15,7 +15,7 @@ Differences from the reference's ``Dataframe`` (each fixes one of its defects):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from radiobject._frames import (
 from radiobject.ctx import Context, resolve_ctx
 from radiobject.exceptions import SchemaError
 
-__all__ = ["Dataframe", "INDEX_COLUMNS"]
+__all__ = ["Dataframe", "ObsFrame", "INDEX_COLUMNS"]
 
 #: Index columns of a collection's ``obs``.
 INDEX_COLUMNS: tuple[str, ...] = ("obs_subject_id", "obs_id")
@@ -45,7 +45,7 @@ def _schema_kinds(schema: Mapping[str, Any] | None, index_columns: Sequence[str]
         if "\x00" in name or not name:
             raise SchemaError(f"invalid column name {name!r}")
         if name in index_columns:
-            raise SchemaError(f"column {name!r} collides with an index column")
+            raise SchemaError(f"column {name!r} conflicts with index column {name!r}")
         out[name] = kind_of_dtype(dtype, name)
     return out
 
@@ -74,6 +74,79 @@ def query_frame(df: pd.DataFrame, expr: str) -> pd.DataFrame:
     if not isinstance(out, pd.DataFrame):
         raise ValueError(f"filter {expr!r} does not select rows")
     return out
+
+
+class ObsFrame(pd.DataFrame):
+    """The rows of ``VolumeCollection.obs`` / ``RadiObject.obs_meta``: a pandas DataFrame (a copy;
+    changing it changes nothing stored) that also answers the reference's ``Dataframe`` calls,
+    so both ``vc.obs["qc"]`` and ``vc.obs.read()`` work.
+
+    * :meth:`read` (``columns=None, value_filter=None, include_index=True``) returns the rows as a
+      plain DataFrame, like ``Dataframe.read`` — from the rows already loaded (no storage read),
+      and for a view only the view's rows (the reference read the whole stored table);
+    * :attr:`index_columns` and :attr:`uri` name the stored table.
+
+    Every pandas operation (``set_index``, ``drop``, slicing...) returns a plain DataFrame. To
+    change the stored table, use ``VolumeCollection.obs_dataframe`` /
+    ``RadiObject.obs_meta_dataframe`` (a :class:`Dataframe`).
+    """
+
+    _metadata: ClassVar[list[str]] = ["_ro_index_columns", "_ro_uri"]
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    @classmethod
+    def _of(cls, df: pd.DataFrame, index_columns: Sequence[str], uri: str | None) -> ObsFrame:
+        out = cls(df)
+        out._ro_index_columns = tuple(index_columns)
+        out._ro_uri = uri
+        return out
+
+    @property
+    def index_columns(self) -> tuple[str, ...]:
+        """Index (dimension) columns of the stored table."""
+        return tuple(getattr(self, "_ro_index_columns", ()) or ())
+
+    @property
+    def uri(self) -> str | None:
+        """URI of the stored table."""
+        return getattr(self, "_ro_uri", None)
+
+    @property
+    def all_columns(self) -> list[str]:
+        """Every column, index columns first (as ``Dataframe.all_columns``)."""
+        return [str(c) for c in self.columns]
+
+    def read(
+        self,
+        columns: Sequence[str] | None = None,
+        value_filter: str | None = None,
+        include_index: bool = True,
+    ) -> pd.DataFrame:
+        """The rows as a plain pandas DataFrame, index columns first (``Dataframe.read``).
+
+        Args:
+            columns: attribute columns to return (default: all); index columns always come too
+                unless ``include_index`` is False.
+            value_filter: a pandas :meth:`~pandas.DataFrame.query` expression, e.g.
+                ``"age > 40 and qc == 'pass'"``.
+            include_index: keep the index columns.
+        """
+        df = pd.DataFrame(self, copy=True)
+        idx = [c for c in self.index_columns if c in df.columns]
+        attrs = [str(c) for c in df.columns if c not in idx]
+        if columns is not None:
+            wanted = [str(c) for c in columns if str(c) not in idx]
+            unknown = [c for c in wanted if c not in attrs]
+            if unknown:
+                raise KeyError(f"no column(s) {unknown}; columns are {[*idx, *attrs]}")
+            attrs = wanted
+        if value_filter is not None:
+            df = query_frame(df, value_filter)
+        keep = (idx if include_index else []) + attrs
+        return df[keep].reset_index(drop=True)
 
 
 class Dataframe:
@@ -174,7 +247,7 @@ class Dataframe:
         """Adds a column (existing rows read as null, or ``fill`` when given)."""
         name = str(name)
         if name in self.index_columns:
-            raise SchemaError(f"column {name!r} collides with an index column")
+            raise SchemaError(f"column {name!r} conflicts with index column {name!r}")
         if name in self.kinds:
             raise SchemaError(f"column {name!r} already exists")
         kind = _schema_kinds({name: dtype}, self.index_columns)[name]
@@ -192,9 +265,12 @@ class Dataframe:
         exist (:meth:`add_column` first); values are converted to the stored types."""
         idx = list(self.index_columns)
         kinds = self.kinds
+        absent = [c for c in idx if c not in df.columns]
+        if absent:
+            raise SchemaError(f"the DataFrame must contain index column(s) {absent}")
         unknown = [str(c) for c in df.columns if str(c) not in idx and str(c) not in kinds]
         if unknown:
-            raise SchemaError(f"unknown column(s) {unknown}; add them with add_column() first")
+            raise SchemaError(f"Unknown columns: {unknown}; add them with add_column() first")
         new = pandas_to_frame(df, idx, kinds)
         n = frame_len(new)
         if n == 0:
@@ -221,6 +297,34 @@ class Dataframe:
                     ok = np.zeros(n, dtype=bool)
                 new[c] = (kind, values, None if ok.all() else ok)
         self._native.write(new)
+
+    def drop_column(self, name: str) -> None:
+        """Removes an attribute column (schema evolution; the stored values are no longer read).
+
+        TileDB keeps the dropped values in the fragments written before the drop: a column added
+        later under the **same name** shows them again (as in the reference). Use a new name.
+
+        Raises:
+            InvalidArgumentError: ``name`` is an index column ("Cannot drop index column") or no
+                column of this dataframe ("does not exist").
+        """
+        self._native.drop_column(str(name))
+
+    def delete(self, cond: str) -> int:
+        """Deletes the rows matching ``cond`` — a pandas :meth:`~pandas.DataFrame.query`
+        expression over any column, the grammar of :meth:`read`'s ``value_filter`` (simple
+        conditions such as ``"age < 40"`` read the same as the reference's TileDB conditions).
+
+        The matching rows are removed with one TileDB delete query on their index values; the
+        same index values can be written again later (:meth:`update`). Returns the number of rows
+        deleted.
+        """
+        hit = self.read(value_filter=cond)
+        if hit.empty:
+            return 0
+        idx = list(self.index_columns)
+        keys = pandas_to_frame(hit[idx], idx, {})
+        return int(self._native.delete(keys))
 
     # ------------------------------------------------------------------ creation
 

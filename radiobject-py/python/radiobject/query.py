@@ -1,4 +1,5 @@
-"""``EagerQuery``: the materialised results of ``VolumeCollection.map``.
+"""``EagerQuery`` (the materialised results of ``VolumeCollection.map``) and ``LazyQuery`` (a
+deferred pipeline from ``VolumeCollection.lazy()``).
 
 Each result is paired with its volume's obs row. A transform may return ``(value, obs_updates)``;
 the updates accumulate over chained ``.map`` calls, are merged into the row every later transform
@@ -17,13 +18,14 @@ import pandas as pd
 from radiobject._frames import kind_of_value, py_value
 from radiobject._types import AttrValue, normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
-from radiobject.exceptions import InvalidArgumentError
+from radiobject.exceptions import InvalidArgumentError, ShapeError
 from radiobject.parallel import map_on_threads
 
 if TYPE_CHECKING:
+    from radiobject.volume import Volume
     from radiobject.volume_collection import VolumeCollection
 
-__all__ = ["EagerQuery"]
+__all__ = ["EagerQuery", "LazyQuery"]
 
 _INDEX = ("obs_id", "obs_subject_id")
 
@@ -178,3 +180,246 @@ class EagerQuery:
 
     def __repr__(self) -> str:
         return f"EagerQuery({len(self._results)} results)"
+
+
+def _compose(prev: Callable[..., Any] | None, new: Callable[..., Any]) -> Callable[..., Any]:
+    """``prev`` then ``new``; ``prev``'s obs updates are merged into the row ``new`` sees, and
+    both sets of updates are returned (later keys win)."""
+    if prev is None:
+        return new
+
+    def composed(volume: Any, obs_row: pd.Series) -> Any:
+        vol, upd = normalize_transform_result(prev(volume, obs_row))
+        row = obs_row.copy()
+        if upd:
+            row = row.astype(object)
+            for k, v in upd.items():
+                row[k] = v
+        out, upd2 = normalize_transform_result(new(vol, row))
+        merged = {**upd, **upd2}
+        return (out, merged) if merged else out
+
+    return composed
+
+
+class LazyQuery:
+    """A deferred selection of a collection's volumes, with queued transforms
+    (``VolumeCollection.lazy()``). Immutable: every method returns a new query, nothing is read
+    until ``count``/``to_obs``/``iter_volumes``/``to_numpy_stack``/``write``.
+
+    Follows the reference's semantics:
+
+    * selections combine by intersection: ``filter`` expressions are AND-ed, ``filter_subjects``
+      and ``iloc``/``loc``/``head``/``tail`` intersect with what was selected before, and the
+      positions of ``iloc``/``head``/``tail`` count in the **source** collection (so
+      ``.filter(e).head(2)`` keeps those of the source's first two volumes that match ``e``);
+      ``sample`` draws from the current selection;
+    * ``filter`` takes the package's one filter grammar (pandas :meth:`~pandas.DataFrame.query`,
+      as ``VolumeCollection.filter``); simple conditions such as ``"qc == 'pass'"`` read the same
+      as the reference's TileDB conditions;
+    * ``map`` composes: ``q.map(f).map(g)`` runs ``f`` then ``g``; a transform returns the volume
+      or ``(volume, obs_updates)``, updates are merged into the row later transforms see and
+      become obs columns on ``write``;
+    * ``iter_volumes``, ``to_numpy_stack`` and ``write`` visit volumes in ``sorted(obs_id)`` order.
+
+    Args:
+        source: the attached collection the query selects from.
+        volume_ids: obs_ids to keep (None: all).
+        volume_query: a filter expression (None: no filter).
+        subject_ids: subjects to keep (None: all).
+        transform_fn: the queued transform (None: none).
+    """
+
+    def __init__(
+        self,
+        source: VolumeCollection,
+        *,
+        volume_ids: frozenset[str] | None = None,
+        volume_query: str | None = None,
+        subject_ids: frozenset[str] | None = None,
+        transform_fn: Callable[..., Any] | None = None,
+    ):
+        self._source = source._root
+        self._volume_ids = None if volume_ids is None else frozenset(str(i) for i in volume_ids)
+        self._volume_query = volume_query
+        self._subject_ids = None if subject_ids is None else frozenset(str(s) for s in subject_ids)
+        self._transform_fn = transform_fn
+
+    def _copy(self, **changes: Any) -> LazyQuery:
+        fields = {
+            "volume_ids": self._volume_ids,
+            "volume_query": self._volume_query,
+            "subject_ids": self._subject_ids,
+            "transform_fn": self._transform_fn,
+        }
+        fields.update(changes)
+        return LazyQuery(self._source, **fields)
+
+    def _with_ids(self, ids: frozenset[str]) -> LazyQuery:
+        return self._copy(volume_ids=ids if self._volume_ids is None else self._volume_ids & ids)
+
+    # ------------------------------------------------------------------ selection
+
+    def filter(self, expr: str) -> LazyQuery:
+        """Keeps volumes whose obs row matches ``expr`` (AND-ed with earlier filters)."""
+        if not isinstance(expr, str) or not expr.strip():
+            raise InvalidArgumentError("a filter expression must be a non-empty string")
+        q = expr if self._volume_query is None else f"({self._volume_query}) and ({expr})"
+        return self._copy(volume_query=q)
+
+    def filter_subjects(self, ids: Sequence[str]) -> LazyQuery:
+        """Keeps volumes of the subjects ``ids``."""
+        new = frozenset([ids] if isinstance(ids, str) else (str(i) for i in ids))
+        return self._copy(subject_ids=new if self._subject_ids is None else self._subject_ids & new)
+
+    def iloc(self, key: Any) -> LazyQuery:
+        """Keeps the volumes at positions ``key`` (int, slice, int list or boolean mask) of the
+        source collection."""
+        from radiobject.indexing import iloc_positions
+
+        ids = self._source.obs_ids
+        pos = iloc_positions(key, len(ids), "volumes")
+        picked = [ids[pos]] if isinstance(pos, int) else [ids[i] for i in pos]
+        return self._with_ids(frozenset(picked))
+
+    def loc(self, key: str | Sequence[str]) -> LazyQuery:
+        """Keeps the volumes ``key`` (an obs_id or a list of them)."""
+        return self._with_ids(frozenset([key] if isinstance(key, str) else (str(k) for k in key)))
+
+    def head(self, n: int = 5) -> LazyQuery:
+        """Keeps the source's first ``n`` volumes."""
+        return self.iloc(slice(0, max(int(n), 0)))
+
+    def tail(self, n: int = 5) -> LazyQuery:
+        """Keeps the source's last ``n`` volumes."""
+        total = len(self._source)
+        return self.iloc(slice(max(0, total - int(n)), total))
+
+    def sample(self, n: int = 5, seed: int | None = None) -> LazyQuery:
+        """Keeps ``n`` volumes drawn without replacement from the current selection."""
+        resolved = sorted(self._resolve())
+        k = min(max(int(n), 0), len(resolved))
+        picks = np.random.default_rng(seed).choice(len(resolved), size=k, replace=False)
+        return self._copy(volume_ids=frozenset(resolved[int(i)] for i in picks))
+
+    def map(self, fn: Callable[..., Any]) -> LazyQuery:
+        """Queues ``fn(volume, obs_row)`` (run on ``write``), after the transforms queued before."""
+        if not callable(fn):
+            raise InvalidArgumentError(f"map() needs a callable, got {type(fn).__name__}")
+        return self._copy(transform_fn=_compose(self._transform_fn, fn))
+
+    # ------------------------------------------------------------------ resolution
+
+    def _resolve(self) -> frozenset[str]:
+        """obs_ids selected by every filter."""
+        from radiobject.dataframe import query_frame
+
+        src = self._source
+        obs = src._obs_df()
+        if self._volume_query is not None:
+            obs = query_frame(obs, self._volume_query)
+        ids = obs["obs_id"]
+        if self._subject_ids is not None:
+            ids = ids[obs["obs_subject_id"].isin(self._subject_ids)]
+        out = frozenset(str(i) for i in ids)
+        return out if self._volume_ids is None else out & self._volume_ids
+
+    def _view(self) -> VolumeCollection:
+        """The selection as a view of the source (index order)."""
+        src = self._source
+        return src._view([src._rank_of(i) for i in self._resolve()])
+
+    def count(self) -> int:
+        """Number of volumes selected."""
+        return len(self._resolve())
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def to_obs(self) -> pd.DataFrame:
+        """obs rows of the selected volumes (index order)."""
+        return self._view().obs
+
+    def iter_volumes(self) -> Iterator[Volume]:
+        """The selected volumes, in ``sorted(obs_id)`` order."""
+        src = self._source
+        for obs_id in sorted(self._resolve()):
+            yield src.loc[obs_id]  # type: ignore[misc]
+
+    def to_numpy_stack(self) -> np.ndarray:
+        """The selected volumes (untransformed) stacked as ``(N, X, Y, Z[, T])``, in
+        ``sorted(obs_id)`` order. All must have one shape."""
+        ids = sorted(self._resolve())
+        if not ids:
+            raise InvalidArgumentError("No volumes match the query")
+        src = self._source
+        ranks = [src._rank_of(i) for i in ids]
+        arrays = src._read_ranks(ranks)
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ShapeError(f"cannot stack volumes of different shapes: {sorted(shapes)[:3]}")
+        return np.stack(arrays, axis=0)
+
+    def write(
+        self,
+        uri: str | None = None,
+        name: str | None = None,
+        ctx: Context | None = None,
+        *,
+        write: WriteConfig | None = None,
+    ) -> VolumeCollection:
+        """Runs the queued transforms and writes the selection as a new collection, one volume
+        at a time (memory stays bounded). obs rows keep their columns, plus transform updates.
+
+        Like the reference, obs_ids become ``{subject}_{name}`` (``name``, else the source's
+        name), with ``_acq-k`` for subjects with several volumes so they never collide; without
+        any name they are kept. ``uri=None`` writes next to the source: ``<parent>/<name>``,
+        else ``<source>_<transform name>``, else ``<source>_written``.
+        """
+        from radiobject.volume_collection import renamed_obs_ids
+        from radiobject.writers import VolumeCollectionWriter
+
+        view = self._view()
+        if len(view) == 0:
+            raise InvalidArgumentError("No volumes match the query")
+        src = self._source
+        out_name = name if name is not None else src.name
+        if uri is None:
+            parent, leaf = src.uri.rsplit("/", 1)
+            fn_name = getattr(self._transform_fn, "__name__", None)
+            if name:
+                uri = f"{parent}/{name}"
+            elif self._transform_fn is not None and fn_name and fn_name not in ("<lambda>", "composed"):
+                uri = f"{parent}/{leaf}_{fn_name}"
+            else:
+                uri = f"{src.uri}_written"
+        new_ids = renamed_obs_ids(view.obs_subject_ids, out_name) if out_name else None
+        c = resolve_ctx(ctx) if ctx is not None else src._context
+        if self._transform_fn is None:
+            w = VolumeCollectionWriter(uri, shape=src.shape, obs_schema=src._snap.kinds, name=out_name, ctx=c, write=write)
+            with w:
+                view._copy_into(w, new_ids)
+            return w.finalize()
+        fn = self._transform_fn
+        obs = view.obs
+        cols = [col for col in obs.columns if col not in _INDEX]
+        ids = new_ids if new_ids is not None else view.obs_ids
+        sids = view.obs_subject_ids
+        w = VolumeCollectionWriter(uri, shape=None, obs_schema=src._snap.kinds, name=out_name, ctx=c, write=write)
+        with w:
+            for k, (_, data) in enumerate(view._iter_arrays()):
+                row = obs.iloc[k]
+                result, updates = normalize_transform_result(fn(data, row))
+                if not isinstance(result, np.ndarray):
+                    raise InvalidArgumentError(
+                        f"write() needs array results; the transform returned a {type(result).__name__}"
+                    )
+                attrs = {col: py_value(row[col]) for col in cols}
+                attrs.update(updates)
+                w._write_one(result, ids[k], sids[k], attrs, None)
+        return w.finalize()
+
+    def __repr__(self) -> str:
+        shape = self._source.shape
+        shape_s = "x".join(map(str, shape)) if shape else "heterogeneous"
+        return f"LazyQuery('{self._source.name or 'unnamed'}', {self.count()} volumes, shape={shape_s})"

@@ -32,7 +32,7 @@ import pandas as pd
 from radiobject import _radiobject as _rb
 from radiobject._frames import frame_kinds, frame_to_pandas, py_value
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
-from radiobject.dataframe import Dataframe, query_frame
+from radiobject.dataframe import Dataframe, ObsFrame, query_frame
 from radiobject.exceptions import AlignmentError, InvalidArgumentError, SchemaError, ViewError
 from radiobject.indexing import Index, iloc_positions
 from radiobject.volume import Volume
@@ -314,13 +314,18 @@ class RadiObject:
         return self.loc[subject]
 
     @property
-    def obs_meta(self) -> pd.DataFrame:
-        """Subject rows (of this view), index columns first. A copy."""
+    def obs_meta(self) -> ObsFrame:
+        """Subject rows (of this view), index columns first: a pandas DataFrame (a copy) that also
+        has the reference's ``read(columns=None, value_filter=None, include_index=True)`` and
+        ``index_columns`` (see :class:`~radiobject.dataframe.ObsFrame`)."""
         df = self._state.df
         if self._subject_ids is None:
-            return df.copy()
-        keep = set(self._subject_ids)
-        return df[df["obs_subject_id"].isin(keep)].reset_index(drop=True)
+            rows = df.copy()
+        else:
+            keep = set(self._subject_ids)
+            rows = df[df["obs_subject_id"].isin(keep)].reset_index(drop=True)
+        native = self._state.native
+        return ObsFrame._of(rows, tuple(native.obs_meta_index), f"{native.uri}/obs_meta")
 
     @property
     def obs_meta_dataframe(self) -> Dataframe:
@@ -525,9 +530,16 @@ class RadiObject:
         """
         self._check_not_view("append to")
         if not images:
-            raise InvalidArgumentError("append() needs at least one collection of images")
+            raise InvalidArgumentError("images dict cannot be empty: give {collection name: images}")
         if not all(_is_array_items(v) for v in images.values()):
-            from radiobject.ingest import append_images  # type: ignore[attr-defined]
+            from radiobject.ingest import _sources, append_images  # type: ignore[attr-defined]
+
+            # the subjects the files belong to, as ingest will name them
+            given: list[str] = []
+            for name, spec in images.items():
+                hint = format_hint.get(name) if isinstance(format_hint, Mapping) else format_hint
+                given.extend(sid for _, sid in _sources(name, spec, hint)[1])
+            self._check_new_subjects(given, obs_meta)
 
             append_images(self, images, obs_meta=obs_meta, reorient=reorient, format_hint=format_hint, progress=progress)
             return
@@ -551,16 +563,10 @@ class RadiObject:
         clash = sorted(set(ids) & set(self._root_all_obs_ids()))
         if clash:
             raise AlignmentError(f"obs_id(s) already in this RadiObject: {clash[:5]}")
-        sids = {str(it[2]) for items in images.values() for it in items}
-        new_subjects = sids - set(self._state.subjects)
+        new_subjects = self._check_new_subjects([str(it[2]) for items in images.values() for it in items], obs_meta)
         rows = None
         if new_subjects:
-            if obs_meta is None or "obs_subject_id" not in obs_meta.columns:
-                raise AlignmentError(f"obs_meta rows are needed for the new subject(s) {sorted(new_subjects)[:5]}")
-            given = set(obs_meta["obs_subject_id"].astype(str))
-            missing = sorted(new_subjects - given)
-            if missing:
-                raise AlignmentError(f"obs_meta has no row for the new subject(s) {missing[:5]}")
+            assert obs_meta is not None
             rows = obs_meta[obs_meta["obs_subject_id"].astype(str).isin(new_subjects)]
         w = RadiObjectWriter._extend(self, write=write)
         with w:
@@ -574,6 +580,17 @@ class RadiObject:
             if rows is not None and len(rows):
                 w.write_obs_meta(rows)
         self._refresh(w._result)
+
+    def _check_new_subjects(self, given: Sequence[str], obs_meta: pd.DataFrame | None) -> list[str]:
+        """The new subjects among ``given`` (each must have an ``obs_meta`` row; the rule is the
+        native ``new_subjects_with_rows``)."""
+        have = None
+        if obs_meta is not None:
+            col = "obs_subject_id" if "obs_subject_id" in obs_meta.columns else "participant_id"
+            if col not in obs_meta.columns:
+                raise SchemaError("obs_meta must contain an 'obs_subject_id' column")
+            have = [str(s) for s in obs_meta[col].tolist()]
+        return list(_rb.new_subjects_with_rows(list(self._state.subjects), [str(s) for s in given], have))
 
     def add_collection(self, name: str, vc: VolumeCollection | str) -> None:
         """Adds a collection: linked if it already sits at ``{uri}/collections/{name}``, copied
@@ -678,6 +695,70 @@ class RadiObject:
             if obs_meta is not None and len(obs_meta):
                 rw.write_obs_meta(obs_meta)
         return rw.finalize()
+
+    @classmethod
+    def from_niftis(
+        cls,
+        uri: str,
+        niftis: Sequence[tuple[Any, str]] | None = None,
+        image_dir: str | os.PathLike[str] | None = None,
+        collection_name: str | None = None,
+        images: Mapping[str, Any] | None = None,
+        validate_alignment: bool = False,
+        obs_meta: pd.DataFrame | None = None,
+        reorient: bool | str | None = None,
+        ctx: Context | None = None,
+        progress: bool = False,
+    ) -> RadiObject:
+        """A new dataset from NIfTI files (the reference's signature); the images go through
+        :func:`radiobject.ingest.from_images` (parallel Rust readers, resumable).
+
+        Give one of:
+
+        * ``images``: ``{collection: glob | directory | [(path, subject_id)]}``;
+        * ``niftis``: ``[(path, subject_id)]``;
+        * ``image_dir``: a directory of ``*.nii``/``*.nii.gz`` files (subject = file name).
+
+        With ``niftis``/``image_dir``, every file goes to ``collection_name`` if given, otherwise
+        files are grouped into collections by the series type their names say (``T1w``,
+        ``FLAIR``, ``CT``..., ``unknown``). ``obs_meta`` (one row per subject, an
+        ``obs_subject_id`` column) must cover every subject; without it, bare rows are made.
+        """
+        from radiobject.ingest import discover_sources  # type: ignore[attr-defined]
+
+        if images is not None:
+            if niftis is not None or image_dir is not None or collection_name is not None:
+                raise InvalidArgumentError("Cannot use 'images' with legacy parameters (niftis, image_dir, collection_name)")
+            if not images:
+                raise InvalidArgumentError("images dict cannot be empty")
+            spec: dict[str, Any] = dict(images)
+        else:
+            if niftis is not None and image_dir is not None:
+                raise InvalidArgumentError("Cannot specify both 'niftis' and 'image_dir'")
+            if image_dir is not None:
+                pairs = list(discover_sources(str(image_dir), "nifti")[1])
+            elif niftis is not None:
+                pairs = [(str(p), str(sid)) for p, sid in niftis]
+            else:
+                raise InvalidArgumentError("Must specify 'images', 'niftis', or 'image_dir'")
+            if not pairs:
+                raise InvalidArgumentError("No NIfTI files found")
+            if collection_name:
+                spec = {collection_name: pairs}
+            else:
+                spec = {}
+                for path, sid in pairs:
+                    spec.setdefault(_rb.infer_series_type(path), []).append((path, sid))
+        return cls.from_images(
+            uri,
+            spec,
+            validate_alignment=validate_alignment,
+            obs_meta=obs_meta,
+            reorient=reorient,
+            format_hint="nifti",
+            ctx=ctx,
+            progress=progress,
+        )
 
     @classmethod
     def from_images(cls, uri: str, images: Mapping[str, Any], **kwargs: Any) -> RadiObject:

@@ -15,7 +15,8 @@ What is counted:
   counters, which count S3 requests for ``s3://`` URIs and file reads for local paths.
   ``read_ops`` counts each backend request (parallel sub-requests included);
   ``parallelized_reads`` counts radiobject read queries that started while another one of the same
-  context was running; ``parallelization_rate`` = ``parallelized_reads / read_queries``.
+  context was running; ``parallelization_rate`` = ``parallelized_reads / read_ops``, as the
+  reference computes it.
 * ``all_counters()`` — every counter by its full name (``Context.VFS.read_ops_num``,
   ``Context.Query.Reader.num_tiles_read``, ``RadiObject.TileCache.hits``, ...).
 """
@@ -68,8 +69,8 @@ class S3Stats:
 
     @property
     def parallelization_rate(self) -> float:
-        """``parallelized_reads / read_queries``; 0.0 without queries."""
-        return self.parallelized_reads / self.read_queries if self.read_queries else 0.0
+        """``parallelized_reads / read_ops`` (the reference's formula); 0.0 without read ops."""
+        return self.parallelized_reads / self.read_ops if self.read_ops else 0.0
 
 
 class TileDBStats:

@@ -23,6 +23,7 @@ apart. Views cannot ``append`` or ``validate`` (:class:`~radiobject.exceptions.V
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -32,17 +33,19 @@ import numpy as np
 import pandas as pd
 
 from radiobject import _radiobject as _rb
-from radiobject._frames import frame_records, frame_to_pandas
+from radiobject._frames import frame_records, frame_to_pandas, py_value
 from radiobject._types import normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, get_radiobject_config, resolve_ctx
-from radiobject.dataframe import Dataframe, query_frame
+from radiobject.dataframe import Dataframe, ObsFrame, query_frame
 from radiobject.exceptions import AlignmentError, InvalidArgumentError, RadiObjectError, ViewError
 from radiobject.indexing import Index, iloc_positions
 from radiobject.parallel import map_on_threads
 from radiobject.volume import Volume
 
 if TYPE_CHECKING:
-    from radiobject.query import EagerQuery
+    from pathlib import Path
+
+    from radiobject.query import EagerQuery, LazyQuery
 
 __all__ = ["VolumeCollection", "generate_obs_id"]
 
@@ -352,14 +355,16 @@ class VolumeCollection:
         return self._snap.native.metadata()
 
     @property
-    def obs(self) -> pd.DataFrame:
-        """obs rows of this collection or view (index order; index columns first). A copy:
-        changing it changes nothing stored."""
-        return self._obs_df().reset_index(drop=True)
+    def obs(self) -> ObsFrame:
+        """obs rows of this collection or view (index order; index columns first): a pandas
+        DataFrame (a copy: changing it changes nothing stored) that also has the reference's
+        ``read(columns=None, value_filter=None, include_index=True)`` and ``index_columns``
+        (see :class:`~radiobject.dataframe.ObsFrame`)."""
+        return ObsFrame._of(self._obs_df().reset_index(drop=True), _INDEX, f"{self.uri}/obs")
 
     def to_obs(self) -> pd.DataFrame:
-        """Same as :attr:`obs`."""
-        return self.obs
+        """obs rows of this collection or view as a plain pandas DataFrame (a copy)."""
+        return self._obs_df().reset_index(drop=True)
 
     @property
     def obs_dataframe(self) -> Dataframe:
@@ -461,6 +466,13 @@ class VolumeCollection:
 
         out = map_on_threads(run, range(len(ranks)), max_workers=max_workers, progress=progress, desc=self.name)
         return EagerQuery([v for v, _ in out], obs, source=self, obs_updates=[u for _, u in out])
+
+    def lazy(self) -> LazyQuery:
+        """A deferred pipeline over this collection or view (:class:`~radiobject.LazyQuery`):
+        chain ``filter``/``head``/``map``... and run it with ``write`` (one volume at a time)."""
+        from radiobject.query import LazyQuery
+
+        return LazyQuery(self._root, volume_ids=frozenset(self.obs_ids) if self.is_view else None)
 
     def map_batches(self, fn: Callable[..., Any], batch_size: int = 8) -> EagerQuery:
         """Runs ``fn([(volume_array, obs_row), ...])`` on batches of ``batch_size`` volumes;
@@ -576,15 +588,17 @@ class VolumeCollection:
         ``obs_meta``).
         """
         self._check_not_view("append to")
+        if niftis is not None and dicom_dirs is not None:
+            raise InvalidArgumentError("Cannot provide both niftis= and dicom_dirs=; append them in two calls")
         if niftis is not None or dicom_dirs is not None:
             if volumes is not None:
-                raise InvalidArgumentError("give volumes=, niftis= or dicom_dirs=, not several")
+                raise InvalidArgumentError("Cannot provide both volumes= and niftis=/dicom_dirs=")
             from radiobject.ingest import append_to_collection  # type: ignore[attr-defined]
 
             append_to_collection(self, niftis=niftis, dicom_dirs=dicom_dirs, reorient=reorient, progress=progress)
             return
         if not volumes:
-            raise InvalidArgumentError("append() needs at least one volume")
+            raise InvalidArgumentError("Must provide volumes=, niftis= or dicom_dirs= (at least one volume)")
         items = [tuple(v) for v in volumes]
         new_ids = [str(v[1]) for v in items]
         dup = {i for i, k in Counter(new_ids).items() if k > 1}
@@ -605,6 +619,126 @@ class VolumeCollection:
                 w._write_one(item[0], item[1], item[2], attrs, meta)
         self._snap = w.finalize()._snap
         self._rank_set = self._index_cache = self._subjects_cache = None
+
+    @classmethod
+    def from_niftis(
+        cls,
+        uri: str,
+        niftis: Sequence[tuple[str | Path, str]],
+        obs: pd.DataFrame | None = None,
+        reorient: bool | str | None = None,
+        validate_dimensions: bool = True,
+        valid_subject_ids: set[str] | None = None,
+        name: str | None = None,
+        ctx: Context | None = None,
+        progress: bool = False,
+        *,
+        write: WriteConfig | None = None,
+    ) -> VolumeCollection:
+        """A new collection at ``uri`` from NIfTI files ``[(path, subject_id)]`` (the reference's
+        signature), read by radiobject's Rust readers on a thread pool and written through the
+        native collection writer, all or nothing: on any error nothing is left at ``uri``.
+
+        Each volume gets the NIfTI obs columns (``series_type``, ``voxel_spacing``,
+        ``dimensions``, ``datatype``... ``source_path``) and orientation metadata.
+
+        Args:
+            uri: where to create the collection (nothing may exist there).
+            niftis: ``[(path, obs_subject_id)]``; at least one.
+            obs: optional per-volume rows, aligned with ``niftis`` row by row: ``obs_id`` and
+                ``obs_subject_id`` (equal to the subject given with the file), plus extra columns
+                stored as obs columns (a name taken by an imaging column is a
+                :class:`SchemaError`). Without it, obs_ids are ``{subject}_{name or 'volume'}``
+                (``_acq-k`` for a subject's further files).
+            reorient: None follows the configuration, True the configured target, or
+                ``"RAS"``/``"LAS"``/``"LPS"``.
+            validate_dimensions: every file must have the first file's spatial shape
+                (:class:`ShapeError` "Dimension mismatch" otherwise); False allows mixed shapes.
+            valid_subject_ids: if given, every subject must be in it (:class:`AlignmentError`).
+            name: the collection's ``name``.
+            ctx: context to write through (default: the global one).
+            progress: show a progress bar.
+            write: tiling and compression (default: the global configuration).
+        """
+        from radiobject.exceptions import NotFoundError, SchemaError
+        from radiobject.imaging import read_image
+        from radiobject.writers import VolumeCollectionWriter
+
+        items = [(str(p), str(s)) for p, s in (niftis or [])]
+        if not items:
+            raise InvalidArgumentError("At least one NIfTI file is required")
+        sids = [s for _, s in items]
+        user_rows: list[dict[str, Any]] | None = None
+        if obs is not None:
+            for col in ("obs_subject_id", "obs_id"):
+                if col not in obs.columns:
+                    raise SchemaError(f"VolumeCollection.from_niftis: obs must contain {col!r}")
+            if len(obs) != len(items):
+                raise InvalidArgumentError(f"obs length ({len(obs)}) != niftis length ({len(items)})")
+            given = [str(s) for s in obs["obs_subject_id"].tolist()]
+            bad = next((i for i, (a, b) in enumerate(zip(given, sids)) if a != b), None)
+            if bad is not None:
+                raise AlignmentError(
+                    f"obs_subject_id mismatch at position {bad}: obs={given[bad]!r}, niftis={sids[bad]!r}"
+                )
+            obs_ids = [str(i) for i in obs["obs_id"].tolist()]
+            extra = [c for c in obs.columns if c not in _INDEX]
+            user_rows = [
+                {str(c): py_value(v) for c, v in zip(extra, row)}
+                for row in obs[extra].itertuples(index=False, name=None)
+            ]
+        else:
+            obs_ids = list(_rb.assign_obs_ids(sids, name or "volume"))
+        if valid_subject_ids is not None:
+            invalid = sorted(set(sids) - {str(s) for s in valid_subject_ids})
+            if invalid:
+                raise AlignmentError(f"Invalid obs_subject_ids (not in valid_subject_ids): {invalid[:5]}")
+        missing = [p for p, _ in items if not os.path.exists(p)]
+        if missing:
+            raise NotFoundError(f"NIfTI file not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+
+        c = resolve_ctx(ctx)
+        store_original = get_radiobject_config().write.orientation.store_original_affine
+        step = max(1, get_radiobject_config().read.max_workers)
+        writer: VolumeCollectionWriter | None = None
+        try:
+            for start in range(0, len(items), step):
+                chunk = list(range(start, min(start + step, len(items))))
+                images = map_on_threads(lambda i: read_image(items[i][0], "nifti", reorient), chunk, progress=False)
+                if writer is None:
+                    first = images[0]
+                    if user_rows is not None:
+                        clash = sorted(set(user_rows[0]) & set(first["obs"]))
+                        if clash:
+                            raise SchemaError(
+                                f"VolumeCollection.from_niftis: obs columns collide with the imaging obs columns: {clash}"
+                            )
+                    shape = tuple(int(n) for n in first["data"].shape[:3]) if validate_dimensions else None
+                    writer = VolumeCollectionWriter(uri, shape=shape, name=name, ctx=c, write=write)
+                    writer.__enter__()
+                for i, img in zip(chunk, images):
+                    attrs = dict(img["obs"])
+                    if user_rows is not None:
+                        attrs.update(user_rows[i])
+                    meta = dict(img["metadata"])
+                    if not store_original:
+                        meta.pop("original_affine", None)
+                    writer._write_one(img["data"], obs_ids[i], sids[i], attrs, meta)
+                if progress:
+                    import sys
+
+                    print(f"\r{name or 'volumes'}: {chunk[-1] + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
+        except BaseException as e:
+            if writer is not None:
+                writer.__exit__(type(e), e, e.__traceback__)
+            raise
+        assert writer is not None
+        writer.__exit__(None, None, None)
+        if progress:
+            import sys
+
+            print(file=sys.stderr)
+        return writer.finalize()
 
     def refresh(self) -> VolumeCollection:
         """Reopens the collection to see changes made through other handles (attached only)."""

@@ -101,7 +101,7 @@ def _check_volume(data: Any, shape: tuple[int, ...] | None, obs_id: str) -> np.n
     if arr.dtype.kind not in "iuf" or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
         raise DtypeError(f"volume {obs_id!r}: unsupported dtype {arr.dtype}")
     if shape is not None and tuple(arr.shape[:3]) != tuple(shape):
-        raise ShapeError(f"volume {obs_id!r} has shape {arr.shape[:3]}; this collection holds {tuple(shape)}")
+        raise ShapeError(f"Dimension mismatch: volume {obs_id!r} has shape {arr.shape[:3]}; this collection holds {tuple(shape)}")
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
