@@ -11,10 +11,8 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -76,7 +74,9 @@ def finished_volumes(uri: Path, name: str = "T1w") -> int:
     vols = uri / "collections" / name / "volumes"
     if not vols.exists():
         return 0
-    return sum(1 for v in vols.iterdir() if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir()))
+    return sum(
+        1 for v in vols.iterdir() if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir())
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +86,9 @@ def finished_volumes(uri: Path, name: str = "T1w") -> int:
 
 def test_a_second_writer_is_refused_or_waits_and_nothing_is_lost(tmp_path, heavy, small):
     uri = tmp_path / "ds"
-    first = subprocess.Popen(ingest_cmd(uri, heavy, "-j", "1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        ingest_cmd(uri, heavy, "-j", "1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for(lambda: (uri / LOCK).exists(), proc=first)
         # fail fast: names the owner, its age and the cure; writes nothing
@@ -105,7 +107,7 @@ def test_a_second_writer_is_refused_or_waits_and_nothing_is_lost(tmp_path, heavy
     waiter = subprocess.run(
         ingest_cmd(uri, small, "--wait-lock", "300", name="FLAIR"), capture_output=True, text=True, timeout=400
     )
-    out, err = first.communicate(timeout=300)
+    _out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert waiter.returncode == 0, waiter.stderr
     radi = ro.RadiObject(str(uri))
@@ -261,7 +263,7 @@ def test_duplicate_obs_meta_rows_are_refused_before_anything_is_registered(tmp_p
     with pytest.raises(AlignmentError, match="twice"):
         from_images(str(uri), {"seg": str(small)}, obs_meta=dup)
     assert verify(str(uri)).ok
-    assert ro.RadiObject(str(uri)).collection_names == ["T1w"]
+    assert list(ro.RadiObject(str(uri)).collection_names) == ["T1w"]
 
 
 def test_a_source_given_twice_is_refused_before_anything_is_written(tmp_path, small):
@@ -309,7 +311,7 @@ def test_ctrl_c_stops_the_cli_cleanly_with_130_and_a_rerun_resumes(tmp_path, hea
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: finished_volumes(uri) >= 2, proc=proc, timeout=120)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     m = re.search(r"interrupted: (\d+) of 36 sources ingested; rerun to resume", err)
     assert m, err

@@ -46,7 +46,9 @@ class ImageFormat(str, enum.Enum):
 ImageSpec = str | Path | Sequence[Any]
 
 
-def discover_sources(spec: str | Path, format: str | ImageFormat | None = None) -> tuple[ImageFormat, list[tuple[str, str]]]:
+def discover_sources(
+    spec: str | Path, format: str | ImageFormat | None = None
+) -> tuple[ImageFormat, list[tuple[str, str]]]:
     """Finds the images of a glob (``"imagesTr/*.nii.gz"``), a directory of NIfTI files, or a
     directory whose subdirectories each hold one DICOM series. Subject ids are NIfTI file names
     without ``.nii[.gz]`` and DICOM subdirectory names. Returns ``(format, [(path, subject_id)])``.
@@ -79,7 +81,13 @@ def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tu
         else:
             p = Path(item)
             lower = p.name.lower()
-            sid = p.name[: -len(".nii.gz")] if lower.endswith(".nii.gz") else p.stem if p.suffix.lower() in (".nii", ".hdr", ".img") else p.name
+            sid = (
+                p.name[: -len(".nii.gz")]
+                if lower.endswith(".nii.gz")
+                else p.stem
+                if p.suffix.lower() in (".nii", ".hdr", ".img")
+                else p.name
+            )
             out.append((str(p), sid))
     if not out:
         raise IngestError(f"collection {name!r}: no images given")
@@ -93,7 +101,9 @@ class IngestReport(dict):
     held, not stored again) and ``warnings`` (readers, duplicates, a broken stale lock)."""
 
 
-def _progress_callback(progress: bool | Callable[[str, int, int], None]) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
+def _progress_callback(
+    progress: bool | Callable[[str, int, int], None],
+) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
     if callable(progress):
         return progress, lambda: None
     if not progress:
@@ -211,7 +221,11 @@ def _new_subject_rows(radi: RadiObject, obs_meta: pd.DataFrame | None) -> pd.Dat
     as the reference's append does)."""
     if obs_meta is None:
         return None
-    df = obs_meta.rename(columns={"participant_id": "obs_subject_id"}) if "participant_id" in obs_meta.columns else obs_meta
+    df = (
+        obs_meta.rename(columns={"participant_id": "obs_subject_id"})
+        if "participant_id" in obs_meta.columns
+        else obs_meta
+    )
     if "obs_subject_id" not in df.columns:
         raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
     known = set(radi.obs_subject_ids)
@@ -262,7 +276,9 @@ def append_to_collection(
     from radiobject.imaging import read_image
     from radiobject.parallel import map_on_threads
 
-    jobs = [(str(p), str(s), "nifti") for p, s in (niftis or [])] + [(str(p), str(s), "dicom") for p, s in (dicom_dirs or [])]
+    jobs = [(str(p), str(s), "nifti") for p, s in (niftis or [])] + [
+        (str(p), str(s), "dicom") for p, s in (dicom_dirs or [])
+    ]
     if not jobs:
         raise IngestError("append_to_collection needs niftis= or dicom_dirs=")
     target = resolve_reorient(reorient)
@@ -270,7 +286,7 @@ def append_to_collection(
     name = vc.name or "volume"
     taken = set(vc.obs_ids)
     volumes = []
-    for (path, sid, _), img in zip(jobs, images):
+    for (_path, sid, _), img in zip(jobs, images):
         base = obs_id = f"{sid}_{name}"
         k = 0
         while obs_id in taken:
