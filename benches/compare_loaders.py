@@ -288,13 +288,23 @@ def run_epoch(loader, rep: Reporter, name: str, max_batches: int | None, max_s: 
     wall = time.perf_counter() - start
     del it
     out = {
-        "samples": samples, "batches": batches, "wall_s": wall, "wait_s": wait, "first_batch_s": first,
+        "samples": samples,
+        "batches": batches,
+        "wall_s": wall,
+        "wait_s": wait,
+        "first_batch_s": first,
         "samples_per_s": samples / wall if wall > 0 and samples else None,
-        "wait_fraction": wait / wall if wall > 0 else None, "capped": capped, "step_s": step_s,
-        "batch_shape": shape, "dtype": dtype,
+        "wait_fraction": wait / wall if wall > 0 else None,
+        "capped": capped,
+        "step_s": step_s,
+        "batch_shape": shape,
+        "dtype": dtype,
     }
-    log(f"    {name}: {batches} batches, {samples} samples in {wall:.2f} s"
-        f" ({out['samples_per_s'] or 0:.1f}/s, wait {out['wait_fraction'] or 0:.0%})" + (f", capped at {capped}" if capped else ""))
+    log(
+        f"    {name}: {batches} batches, {samples} samples in {wall:.2f} s"
+        f" ({out['samples_per_s'] or 0:.1f}/s, wait {out['wait_fraction'] or 0:.0%})"
+        + (f", capped at {capped}" if capped else "")
+    )
     return out
 
 
@@ -328,7 +338,9 @@ def ref_version() -> str:
     import tiledb
 
     libtiledb = ".".join(map(str, tiledb.libtiledb.version()))
-    return f"radiobject {importlib.metadata.version('radiobject')} (tiledb-py {tiledb.__version__}, libtiledb {libtiledb})"
+    return (
+        f"radiobject {importlib.metadata.version('radiobject')} (tiledb-py {tiledb.__version__}, libtiledb {libtiledb})"
+    )
 
 
 def call_accepting(fn, used: dict, **kw):
@@ -343,7 +355,10 @@ def call_accepting(fn, used: dict, **kw):
     else:
         passed = {k: v for k, v in kw.items() if k in params}
     dropped = sorted(set(kw) - set(passed))
-    used["kwargs"] = {k: (v if isinstance(v, (int, float, str, bool, tuple, list, type(None))) else type(v).__name__) for k, v in passed.items()}
+    used["kwargs"] = {
+        k: (v if isinstance(v, (int, float, str, bool, tuple, list, type(None))) else type(v).__name__)
+        for k, v in passed.items()
+    }
     if dropped:
         used["dropped_kwargs"] = dropped
     return fn(**passed)
@@ -359,8 +374,15 @@ def torch_slice_loader(dataset, nw: int, seed: int, worker_init_fn=None, collate
     if collate_fn is not None:
         kw["collate_fn"] = collate_fn
     return DataLoader(
-        dataset, batch_size=BATCH["slice"], shuffle=True, num_workers=nw, generator=g, drop_last=True,
-        persistent_workers=nw > 0, worker_init_fn=worker_init_fn if nw > 0 else None, **kw,
+        dataset,
+        batch_size=BATCH["slice"],
+        shuffle=True,
+        num_workers=nw,
+        generator=g,
+        drop_last=True,
+        persistent_workers=nw > 0,
+        worker_init_fn=worker_init_fn if nw > 0 else None,
+        **kw,
     )
 
 
@@ -382,7 +404,11 @@ def build_ours(spec: dict, info: dict):
     if spec.get("prefetch") is not None:
         kw["prefetch"] = spec["prefetch"]
     factory = ml.create_training_dataloader
-    if mode == "slice" and spec.get("ours_slice") == "factory" and "slice_orientation" in inspect.signature(factory).parameters:
+    if (
+        mode == "slice"
+        and spec.get("ours_slice") == "factory"
+        and "slice_orientation" in inspect.signature(factory).parameters
+    ):
         info["loader"] = "radiobject.ml.create_training_dataloader(slice_orientation='axial')"
         return call_accepting(factory, info, slice_orientation="axial", **kw)
     if mode == "slice":
@@ -444,16 +470,27 @@ def build_monai(spec: dict, info: dict):
     info["version"] = f"monai {monai.__version__} (nibabel {importlib.metadata.version('nibabel')})"
     set_determinism(seed=spec["seed"])
     keys = [m.lower() for m in MODALITIES]
-    files = [{k: str(nifti_path(spec["nifti_dir"], sid, m)) for k, m in zip(keys, MODALITIES)} for sid in subject_ids(spec["n"])]
-    tx = [LoadImaged(keys=keys), EnsureChannelFirstd(keys=keys, channel_dim="no_channel"), ConcatItemsd(keys=keys, name="image", dim=0),
-          DeleteItemsd(keys=keys)]  # else RandSpatialCropSamplesd deep-copies both source volumes per sample
+    files = [
+        {k: str(nifti_path(spec["nifti_dir"], sid, m)) for k, m in zip(keys, MODALITIES)}
+        for sid in subject_ids(spec["n"])
+    ]
+    tx = [
+        LoadImaged(keys=keys),
+        EnsureChannelFirstd(keys=keys, channel_dim="no_channel"),
+        ConcatItemsd(keys=keys, name="image", dim=0),
+        DeleteItemsd(keys=keys),
+    ]  # else RandSpatialCropSamplesd deep-copies both source volumes per sample
     mode, nw = spec["mode"], spec["nw"]
     if mode == "patch":
-        tx.append(RandSpatialCropSamplesd(keys="image", roi_size=PATCH, num_samples=PATCHES_PER_VOLUME, random_size=False))
+        tx.append(
+            RandSpatialCropSamplesd(keys="image", roi_size=PATCH, num_samples=PATCHES_PER_VOLUME, random_size=False)
+        )
         batch_size = BATCH["patch"] // PATCHES_PER_VOLUME  # 1 volume pair -> 4 patches per batch
     elif mode == "slice":
-        tx += [RandSpatialCropSamplesd(keys="image", roi_size=(-1, -1, 1), num_samples=BATCH["slice"], random_size=False),
-               SqueezeDimd(keys="image", dim=-1)]
+        tx += [
+            RandSpatialCropSamplesd(keys="image", roi_size=(-1, -1, 1), num_samples=BATCH["slice"], random_size=False),
+            SqueezeDimd(keys="image", dim=-1),
+        ]
         batch_size = 1  # 1 volume pair -> 16 slices per batch
     else:
         batch_size = BATCH["full"]
@@ -501,7 +538,7 @@ class RawRegions:
         epoch, self.epoch = self.epoch, self.epoch + 1
         for k in range(self.len):
             reqs = []
-            for i in order[k * b:(k + 1) * b]:
+            for i in order[k * b : (k + 1) * b]:
                 v, _, _, start = self.plan.item(epoch, i)
                 shape = self.plan.item_shape(v)
                 if self.mode == "slice":
@@ -531,11 +568,11 @@ def work_loader(spec: dict) -> None:
             torch.manual_seed(spec["seed"])
             res["torch_threads"] = torch.get_num_threads()
         if spec["system"] == MONAI:
-            import monai.data  # noqa: F401
+            import monai.data
             import monai.transforms  # noqa: F401
         else:
             (check_ref_imported if spec["system"] == REFERENCE else check_ours_imported)()
-            import radiobject.parallel  # noqa: F401
+            import radiobject.parallel
 
             if spec["system"] != OURS_RAW:
                 import radiobject.ml  # noqa: F401
@@ -622,6 +659,7 @@ def work_build(spec: dict) -> None:
         else:
             check_ref_imported()
             import pandas as pd
+
             import radiobject as ro
             from radiobject.ctx import SliceOrientation, TileConfig, WriteConfig
             from radiobject.streaming import RadiObjectWriter
@@ -667,7 +705,10 @@ def run_child(kind: str, system: str, workdir: Path, timeout_s: float, stall_s: 
     env["AWS_EC2_METADATA_DISABLED"] = "true"  # the reference runs boto3's credential chain on first use
     if system == REFERENCE:
         if not (PEER_PATH / "radiobject" / "__init__.py").exists():
-            return {"status": "error", "error": f"the reference package is missing at {PEER_PATH} (bash scripts/setup.sh installs it)"}
+            return {
+                "status": "error",
+                "error": f"the reference package is missing at {PEER_PATH} (bash scripts/setup.sh installs it)",
+            }
         env["PYTHONPATH"] = str(PEER_PATH)
     workdir.mkdir(parents=True, exist_ok=True)
     tag = f"{kind}-{int(time.time() * 1e3)}-{os.getpid()}"
@@ -678,8 +719,14 @@ def run_child(kind: str, system: str, workdir: Path, timeout_s: float, stall_s: 
     # come; the last lines are kept to explain a crash (a native panic leaves no result behind)
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--worker", spec],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT), start_new_session=True,
-        text=True, errors="replace", bufsize=1,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(ROOT),
+        start_new_session=True,
+        text=True,
+        errors="replace",
+        bufsize=1,
     )
     tail: deque[str] = deque(maxlen=200)
 
@@ -728,7 +775,11 @@ def run_child(kind: str, system: str, workdir: Path, timeout_s: float, stall_s: 
         got["error"] = f"killed: {killed}, in {got.get('phase', 'start')}"
     elif proc.returncode != 0 and got.get("status") != "error":
         code = proc.returncode
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals() else f"exit code {code}"
+        how = (
+            f"killed by {signal.Signals(-code).name}"
+            if code < 0 and -code in signal.valid_signals()
+            else f"exit code {code}"
+        )
         got["status"] = "error"
         got["error"] = got.get("error") or f"{how} in {got.get('phase', 'start')}: {crash_reason(list(tail))}"
         got["output_tail"] = list(tail)[-40:]
@@ -763,13 +814,26 @@ def ensure_store(system: str, out: Path, nifti_dir: Path, n: int, rebuild: bool,
     marker.unlink(missing_ok=True)
     shutil.rmtree(uri, ignore_errors=True)
     log(f"  writing {n} subjects x {len(MODALITIES)} with {system}'s writer at {uri}")
-    got = run_child("build", system, out / "tmp", timeout_s=3600, stall_s=max(stall_s, 300), uri=str(uri), nifti_dir=str(nifti_dir), n=n)
+    got = run_child(
+        "build",
+        system,
+        out / "tmp",
+        timeout_s=3600,
+        stall_s=max(stall_s, 300),
+        uri=str(uri),
+        nifti_dir=str(nifti_dir),
+        n=n,
+    )
     if got.get("status") != "ok":
         log(f"  {system}: building the dataset failed: {got.get('error')}\n{got.get('traceback', '')}")
         shutil.rmtree(uri, ignore_errors=True)
         return uri, got
     log(f"  {system}: built in {got['build_s']:.1f} s, tiles {got['tiles']}, {got['disk_mb']:.0f} MB on disk")
-    info = {**want, **{k: got[k] for k in ("version", "build_s", "tiles", "disk_mb")}, "built": time.strftime("%Y-%m-%d %H:%M")}
+    info = {
+        **want,
+        **{k: got[k] for k in ("version", "build_s", "tiles", "disk_mb")},
+        "built": time.strftime("%Y-%m-%d %H:%M"),
+    }
     marker.write_text(json.dumps(info))
     return uri, {**info, "status": "ok"}
 
@@ -794,7 +858,12 @@ def fmt(v, spec: str = ".3g", unit: str = "") -> str:
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return (
+            "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        )
+
     return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *[line(r) for r in rows]]
 
 
@@ -838,7 +907,9 @@ def mode_rows(mode: str, results: list[dict]) -> tuple[list[list[str]], list[str
 
 
 def best(results: list[dict], system: str, k: int) -> tuple[float | None, dict | None]:
-    cands = [(rate(r, k), r) for r in results if r["system"] == system and r.get("status") in ("ok", "hang") and rate(r, k)]
+    cands = [
+        (rate(r, k), r) for r in results if r["system"] == system and r.get("status") in ("ok", "hang") and rate(r, k)
+    ]
     if not cands:
         return None, None
     return max(cands, key=lambda c: c[0])
@@ -870,32 +941,70 @@ def ratio_lines(mode: str, results: list[dict]) -> tuple[list[str], list[dict]]:
         add(f"ours nw={lo} / ours nw={hi} epoch 2", rate(by_nw[lo], 1), rate(by_nw[hi], 1), "epoch 2")
     raw = next((r for r in results if r["system"] == OURS_RAW and r.get("status") == "ok"), None)
     if raw and 0 in by_nw:
-        add("ours loader nw=0 / raw read_regions, epoch 2 (1.00x = no overhead; below 1 = overhead)", rate(by_nw[0], 1), rate(raw, 1), "epoch 2")
+        add(
+            "ours loader nw=0 / raw read_regions, epoch 2 (1.00x = no overhead; below 1 = overhead)",
+            rate(by_nw[0], 1),
+            rate(raw, 1),
+            "epoch 2",
+        )
         add("ours loader nw=0 / raw read_regions, epoch 1", rate(by_nw[0], 0), rate(raw, 0), "epoch 1")
     return out, recs
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="shorter epochs (slice epochs of 8 batches, 10 s epoch cap), 8 subjects unless --subjects")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter epochs (slice epochs of 8 batches, 10 s epoch cap), 8 subjects unless --subjects",
+    )
     ap.add_argument("--subjects", type=int, help="subjects (x2 modalities; default 16, 8 with --quick)")
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of: {', '.join(MODES)}")
-    ap.add_argument("--systems", default=",".join(SYSTEM_KEYS), help=f"comma-separated subset of: {', '.join(SYSTEM_KEYS)}")
+    ap.add_argument(
+        "--systems", default=",".join(SYSTEM_KEYS), help=f"comma-separated subset of: {', '.join(SYSTEM_KEYS)}"
+    )
     ap.add_argument("--workers", default="0,2", help="num_workers settings for ours (default 0,2)")
     ap.add_argument("--ref-workers", default="0,2", help="num_workers settings for RadiObject 0.1.1 (default 0,2)")
     ap.add_argument("--monai-workers", default="2", help="num_workers settings for MONAI (default 2)")
-    ap.add_argument("--ours-slice", choices=["factory", "torch"], default="factory",
-                    help="ours in slice mode: create_training_dataloader(slice_orientation='axial') when it has that argument"
-                         " (default), or torch's DataLoader over VolumeCollectionDataset(SLICE_2D)")
-    ap.add_argument("--cache-mb", type=int, default=2048,
-                    help="ours' tile cache in MiB (default 2048: the 16-subject dataset, 1.1 GB decoded, fits)")
-    ap.add_argument("--prefetch", type=int, help="passed to ours' create_training_dataloader as prefetch= (default: its own)")
-    ap.add_argument("--max-batches", type=int, help="cap on batches per epoch (default: whole epochs for patch and full; 40 slice batches, 8 with --quick)")
+    ap.add_argument(
+        "--ours-slice",
+        choices=["factory", "torch"],
+        default="factory",
+        help="ours in slice mode: create_training_dataloader(slice_orientation='axial') when it has that argument"
+        " (default), or torch's DataLoader over VolumeCollectionDataset(SLICE_2D)",
+    )
+    ap.add_argument(
+        "--cache-mb",
+        type=int,
+        default=2048,
+        help="ours' tile cache in MiB (default 2048: the 16-subject dataset, 1.1 GB decoded, fits)",
+    )
+    ap.add_argument(
+        "--prefetch", type=int, help="passed to ours' create_training_dataloader as prefetch= (default: its own)"
+    )
+    ap.add_argument(
+        "--max-batches",
+        type=int,
+        help="cap on batches per epoch (default: whole epochs for patch and full; 40 slice batches, 8 with --quick)",
+    )
     ap.add_argument("--epoch-seconds", type=float, help="cap on the time of one epoch (default 60 s; 10 with --quick)")
-    ap.add_argument("--step-ms", type=float, default=50.0, help="simulated training step of epoch 3 (default 50 ms; 0: no epoch 3)")
-    ap.add_argument("--stall", type=float, help="kill a setting after this many seconds without a batch (default 120; 60 with --quick)")
-    ap.add_argument("--json", metavar="PATH", default=".data/bench/compare_loaders.json", help="results as JSON (default .data/bench/compare_loaders.json)")
-    ap.add_argument("--out", default=".data/bench-loaders", help="NIfTI files and datasets (default .data/bench-loaders)")
+    ap.add_argument(
+        "--step-ms", type=float, default=50.0, help="simulated training step of epoch 3 (default 50 ms; 0: no epoch 3)"
+    )
+    ap.add_argument(
+        "--stall",
+        type=float,
+        help="kill a setting after this many seconds without a batch (default 120; 60 with --quick)",
+    )
+    ap.add_argument(
+        "--json",
+        metavar="PATH",
+        default=".data/bench/compare_loaders.json",
+        help="results as JSON (default .data/bench/compare_loaders.json)",
+    )
+    ap.add_argument(
+        "--out", default=".data/bench-loaders", help="NIfTI files and datasets (default .data/bench-loaders)"
+    )
     ap.add_argument("--rebuild", action="store_true", help="rewrite the two TileDB datasets")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -937,10 +1046,28 @@ def main() -> None:
     log(f"[data] {n} subjects x {MODALITIES} {SHAPE} float32 phantoms as .nii under {nifti_dir}")
     ninfo = make_niftis(nifti_dir, n)
     report: dict = {
-        "cpus": os.cpu_count(), "load_start": load0, "seed": SEED, "quick": args.quick, "subjects": n, "shape": list(SHAPE),
-        "modalities": list(MODALITIES), "modes": modes, "systems": systems, "workers": {k: v for k, v in nws.items() if k in systems},
-        "batch": BATCH, "patch": list(PATCH), "patches_per_volume": PATCHES_PER_VOLUME, "max_batches": caps, "epoch_s": epoch_s,
-        "step_s": step_s, "stall_s": stall_s, "timeout_s": timeout_s, "prefetch": args.prefetch, "stores": {}, "results": {}, "ratios": [],
+        "cpus": os.cpu_count(),
+        "load_start": load0,
+        "seed": SEED,
+        "quick": args.quick,
+        "subjects": n,
+        "shape": list(SHAPE),
+        "modalities": list(MODALITIES),
+        "modes": modes,
+        "systems": systems,
+        "workers": {k: v for k, v in nws.items() if k in systems},
+        "batch": BATCH,
+        "patch": list(PATCH),
+        "patches_per_volume": PATCHES_PER_VOLUME,
+        "max_batches": caps,
+        "epoch_s": epoch_s,
+        "step_s": step_s,
+        "stall_s": stall_s,
+        "timeout_s": timeout_s,
+        "prefetch": args.prefetch,
+        "stores": {},
+        "results": {},
+        "ratios": [],
     }
     stores: dict[str, Path] = {}
     for system in (OURS, REFERENCE):
@@ -949,7 +1076,10 @@ def main() -> None:
             report["stores"][system] = info
             if info.get("status") == "ok":
                 stores[system] = uri
-    report["stores"][MONAI] = {"files": 2 * n, "disk_mb": sum(nifti_path(nifti_dir, s, m).stat().st_size for s in subject_ids(n) for m in MODALITIES) / 1e6}
+    report["stores"][MONAI] = {
+        "files": 2 * n,
+        "disk_mb": sum(nifti_path(nifti_dir, s, m).stat().st_size for s in subject_ids(n) for m in MODALITIES) / 1e6,
+    }
 
     lines: list[str] = []
     for mode in modes:
@@ -961,13 +1091,31 @@ def main() -> None:
                 label = f"{system} {mode} nw={nw}" if system != OURS_RAW else f"{system} {mode}"
                 if store_system in (OURS, REFERENCE) and store_system not in stores:
                     err = report["stores"][store_system].get("error", "dataset not built")
-                    results.append({"system": system, "mode": mode, "nw": nw, "status": "error", "error": f"no dataset: {err}"})
+                    results.append(
+                        {"system": system, "mode": mode, "nw": nw, "status": "error", "error": f"no dataset: {err}"}
+                    )
                     continue
                 log(f"  {label} ...")
                 r = run_child(
-                    "loader", system, out / "tmp", timeout_s=timeout_s, stall_s=stall_s, label=label, mode=mode, nw=nw, n=n,
-                    ours_uri=str(stores.get(OURS, "")), ref_uri=str(stores.get(REFERENCE, "")), nifti_dir=str(nifti_dir),
-                    seed=SEED, max_batches=caps[mode], epoch_s=epoch_s, step_s=step_s, prefetch=args.prefetch, cache_mb=args.cache_mb, ours_slice=args.ours_slice,
+                    "loader",
+                    system,
+                    out / "tmp",
+                    timeout_s=timeout_s,
+                    stall_s=stall_s,
+                    label=label,
+                    mode=mode,
+                    nw=nw,
+                    n=n,
+                    ours_uri=str(stores.get(OURS, "")),
+                    ref_uri=str(stores.get(REFERENCE, "")),
+                    nifti_dir=str(nifti_dir),
+                    seed=SEED,
+                    max_batches=caps[mode],
+                    epoch_s=epoch_s,
+                    step_s=step_s,
+                    prefetch=args.prefetch,
+                    cache_mb=args.cache_mb,
+                    ours_slice=args.ours_slice,
                 )
                 r.update({"system": system, "mode": mode, "nw": nw})
                 if r.get("status") != "ok":
@@ -984,9 +1132,24 @@ def main() -> None:
             + {"patch": f" x {PATCHES_PER_VOLUME} patches", "slice": f" x {SHAPE[2]} slices", "full": ""}[mode]
             + f" (capped at {caps[mode] or '—'} batches / {epoch_s:g} s)",
             "",
-            *table(["system", "nw", "status", "ep1 samples/s", "ep2 samples/s", "first batch s",
-                    f"wait @{args.step_ms:g}ms", f"samples/s @{args.step_ms:g}ms", "RSS main MB", "RSS worker MB", "RSS tree MB", "batches e1/e2/e3"], rows),
-            *([""] + notes if notes else []),
+            *table(
+                [
+                    "system",
+                    "nw",
+                    "status",
+                    "ep1 samples/s",
+                    "ep2 samples/s",
+                    "first batch s",
+                    f"wait @{args.step_ms:g}ms",
+                    f"samples/s @{args.step_ms:g}ms",
+                    "RSS main MB",
+                    "RSS worker MB",
+                    "RSS tree MB",
+                    "batches e1/e2/e3",
+                ],
+                rows,
+            ),
+            *(["", *notes] if notes else []),
             "",
             "loaders: " + "; ".join(dict.fromkeys(f"{r['system']}: {r['loader']}" for r in results if r.get("loader"))),
             "",
@@ -1007,10 +1170,19 @@ def main() -> None:
         print(f"{system}: {v}")
     for system, info in report["stores"].items():
         if info.get("status") == "ok" or system == MONAI:
-            print(f"  {system} data: {info.get('disk_mb', 0):.0f} MB on disk" + (f", tiles {info['tiles']}, written in {info['build_s']:.1f} s" if "tiles" in info else " (.nii, uncompressed)"))
+            print(
+                f"  {system} data: {info.get('disk_mb', 0):.0f} MB on disk"
+                + (
+                    f", tiles {info['tiles']}, written in {info['build_s']:.1f} s"
+                    if "tiles" in info
+                    else " (.nii, uncompressed)"
+                )
+            )
         else:
             print(f"  {system} data: not built: {short(info.get('error', ''), 200)}")
-    print(f"{n} subjects x {len(MODALITIES)} modalities {'x'.join(map(str, SHAPE))} float32 (NIfTI source {ninfo.get('file_mb', 0):.0f} MB)")
+    print(
+        f"{n} subjects x {len(MODALITIES)} modalities {'x'.join(map(str, SHAPE))} float32 (NIfTI source {ninfo.get('file_mb', 0):.0f} MB)"
+    )
     print("\n".join(lines))
     print(
         f"\nep1/ep2 = samples/s of epochs 1 (fresh process) and 2, no training step; first batch = building the loader"

@@ -175,10 +175,15 @@ class Zarr:
     def write(self, uri: str, data: np.ndarray, layout: str) -> None:
         from zarr.codecs import ZstdCodec
 
-        chunks = data.shape[:2] + (1,) if layout == "axial" else (ROI, ROI, ROI)
+        chunks = (*data.shape[:2], 1) if layout == "axial" else (ROI, ROI, ROI)
         a = self.zarr.create_array(
-            store=uri, shape=data.shape, chunks=chunks, dtype=data.dtype, compressors=ZstdCodec(level=3),
-            fill_value=0, zarr_format=3,
+            store=uri,
+            shape=data.shape,
+            chunks=chunks,
+            dtype=data.dtype,
+            compressors=ZstdCodec(level=3),
+            fill_value=0,
+            zarr_format=3,
         )
         a[...] = data
 
@@ -308,15 +313,21 @@ def time_store(store: str, voldir: Path, repeats: int) -> dict:
         h = a.open(uri)
         ops = {}
         roi_expect = lambda c: data[roi_slices(c)]  # noqa: E731
-        ops["full"] = timed_loop(range(repeats + 1), a.cold, lambda _: a.full(h), lambda _: data, f"{store} {layout} full")
-        ops["axial"] = timed_loop(zs, a.cold, lambda z: a.axial(h, z), lambda z: data[:, :, z], f"{store} {layout} axial")
+        ops["full"] = timed_loop(
+            range(repeats + 1), a.cold, lambda _: a.full(h), lambda _: data, f"{store} {layout} full"
+        )
+        ops["axial"] = timed_loop(
+            zs, a.cold, lambda z: a.axial(h, z), lambda z: data[:, :, z], f"{store} {layout} axial"
+        )
         ops["roi"] = timed_loop(corners, a.cold, lambda c: a.roi(h, roi_slices(c)), roi_expect, f"{store} {layout} roi")
         ops["roi_open_per_op"] = timed_loop(
             corners, a.cold, lambda c: a.roi(a.open(uri), roi_slices(c)), roi_expect, f"{store} {layout} roi/op"
         )
         # Warm: the same region again and again (the warm-up read fills whatever cache there is).
         warm = [corners[0]] * (repeats + 1)
-        ops["roi_warm"] = timed_loop(warm, lambda: None, lambda c: a.roi(h, roi_slices(c)), roi_expect, f"{store} {layout} warm")
+        ops["roi_warm"] = timed_loop(
+            warm, lambda: None, lambda c: a.roi(h, roi_slices(c)), roi_expect, f"{store} {layout} warm"
+        )
         if store == TENSORSTORE:
             cached = TensorStore(cache_bytes=512 << 20)
             hc = cached.open(uri)
@@ -325,7 +336,7 @@ def time_store(store: str, voldir: Path, repeats: int) -> dict:
             )
         lay["ops"] = ops
         res["layouts"][layout] = lay
-        del h
+        h = None  # closes the store handle before the next layout
     if store in (OURS, OURS_TILEDB):
         used, tiles, budget = a.ctx.cache_info()
         res["cache"] = {"bytes": used, "tiles": tiles, "budget": budget}
@@ -420,12 +431,16 @@ def run_worker(kind: str, store: str, **kw) -> dict:
     spec = json.dumps({"kind": kind, "store": store, **kw})
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", spec],
-        capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=1800,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+        timeout=1800,
     )
     if proc.returncode != 0:
         raise SystemExit(f"{kind} worker for {store} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@")][-1]
-    return json.loads(line[len("@@RESULT@@"):])
+    return json.loads(line[len("@@RESULT@@") :])
 
 
 def worker_main(spec: dict) -> None:
@@ -474,7 +489,12 @@ def table(name: str, info: dict, results: dict, memory: dict) -> list[str]:
                 extra[2 + [k for k, _ in OPS].index("roi_warm")] = fmt(med_ms(lay["ops"]["roi_warm_cache_pool"]))
                 rows.append(extra)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return (
+            "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        )
+
     out = [
         f"### {name}: {info['shape'][0]}x{info['shape'][1]}x{info['shape'][2]} {info['dtype']}, "
         f"{info['mb']:.1f} MB decoded (ms, median of {info['repeats']}; memory as x volume size)",
@@ -509,21 +529,51 @@ def bars(results: dict, memory: dict) -> list[dict]:
     ours_axial = m(OURS, "axial", "axial")
     if ours_roi and ts_roi:
         r = ours_roi / ts_roi
-        add(f"ours 64^3 ROI vs tensorstore (iso, cold: {ours_roi:.2f} vs {ts_roi:.2f} ms)", r, f"{r:.2f}x the time", "<= 1.0x", r <= 1.0)
+        add(
+            f"ours 64^3 ROI vs tensorstore (iso, cold: {ours_roi:.2f} vs {ts_roi:.2f} ms)",
+            r,
+            f"{r:.2f}x the time",
+            "<= 1.0x",
+            r <= 1.0,
+        )
     ts_axial = m(TENSORSTORE, "axial", "axial")
     if ours_axial and ts_axial:
         r = ours_axial / ts_axial
-        add(f"ours axial slice vs tensorstore (axial, cold: {ours_axial:.2f} vs {ts_axial:.2f} ms)", r, f"{r:.2f}x the time", "<= 1.0x", r <= 1.0)
+        add(
+            f"ours axial slice vs tensorstore (axial, cold: {ours_axial:.2f} vs {ts_axial:.2f} ms)",
+            r,
+            f"{r:.2f}x the time",
+            "<= 1.0x",
+            r <= 1.0,
+        )
     tiledb_roi = m(OURS_TILEDB, "isotropic", "roi")
     if ours_roi and tiledb_roi:
         r = tiledb_roi / ours_roi
-        add(f"direct reader vs libtiledb's reader, 64^3 ROI (iso, cold: {ours_roi:.2f} vs {tiledb_roi:.2f} ms)", r, f"{r:.1f}x faster", "(shown)", None)
+        add(
+            f"direct reader vs libtiledb's reader, 64^3 ROI (iso, cold: {ours_roi:.2f} vs {tiledb_roi:.2f} ms)",
+            r,
+            f"{r:.1f}x faster",
+            "(shown)",
+            None,
+        )
     if ours_roi and ref_roi:
         r = ref_roi / ours_roi
-        add(f"ours 64^3 ROI vs RadiObject 0.1.1 (iso, cold: {ours_roi:.2f} vs {ref_roi:.2f} ms)", r, f"{r:.1f}x faster", ">= 3x faster", r >= 3)
+        add(
+            f"ours 64^3 ROI vs RadiObject 0.1.1 (iso, cold: {ours_roi:.2f} vs {ref_roi:.2f} ms)",
+            r,
+            f"{r:.1f}x faster",
+            ">= 3x faster",
+            r >= 3,
+        )
     if ours_axial and ref_axial:
         r = ref_axial / ours_axial
-        add(f"ours axial slice vs RadiObject 0.1.1 (axial, cold: {ours_axial:.2f} vs {ref_axial:.2f} ms)", r, f"{r:.1f}x faster", ">= 5x faster", r >= 5)
+        add(
+            f"ours axial slice vs RadiObject 0.1.1 (axial, cold: {ours_axial:.2f} vs {ref_axial:.2f} ms)",
+            r,
+            f"{r:.1f}x faster",
+            ">= 5x faster",
+            r >= 5,
+        )
     of = {lay: m(OURS, lay, "full") for lay in LAYOUTS}
     tf = {lay: m(TENSORSTORE, lay, "full") for lay in LAYOUTS}
     if all(of.values()) and all(tf.values()):
@@ -532,7 +582,10 @@ def bars(results: dict, memory: dict) -> list[dict]:
         add(
             f"ours full volume vs tensorstore (best layout each: ours {ob} {of[ob]:.1f} ms, tensorstore {tb} {tf[tb]:.1f} ms;"
             f" axial {of['axial'] / tf['axial']:.2f}x, iso {of['isotropic'] / tf['isotropic']:.2f}x)",
-            r, f"{r:.2f}x the time", "<= 1.0x (at least as fast)", r <= 1.0,
+            r,
+            f"{r:.2f}x the time",
+            "<= 1.0x (at least as fast)",
+            r <= 1.0,
         )
     warm = m(OURS, "isotropic", "roi_warm")
     if warm:
@@ -542,15 +595,21 @@ def bars(results: dict, memory: dict) -> list[dict]:
         worst = max(mems, key=mems.get)
         add(
             f"ours peak memory of a full read (default config; worst layout {worst}; "
-            + ", ".join(f"{k} {v:.2f}x" for k, v in mems.items()) + ")",
-            mems[worst], f"{mems[worst]:.2f}x volume", "<= 1.5x", mems[worst] <= 1.5,
+            + ", ".join(f"{k} {v:.2f}x" for k, v in mems.items())
+            + ")",
+            mems[worst],
+            f"{mems[worst]:.2f}x volume",
+            "<= 1.5x",
+            mems[worst] <= 1.5,
         )
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=None, help="timed runs per op, after 1 warm-up (default 15; 5 with --quick)")
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="timed runs per op, after 1 warm-up (default 15; 5 with --quick)"
+    )
     ap.add_argument("--quick", action="store_true", help="fewer repeats, phantom volume only")
     ap.add_argument("--json", metavar="PATH", help="write all samples and results as JSON")
     ap.add_argument("--out", default=".data/bench", help="where the stores are written (default .data/bench)")
@@ -606,7 +665,7 @@ def main() -> None:
             "memory": [v for v in memory.values()],
             "bars": vb,
         }
-        lines += [""] + table(name, info, results, memory)
+        lines += ["", *table(name, info, results, memory)]
         lines += ["", f"ratios ({name}):"]
         for b in vb:
             verdict = {True: "PASS", False: "FAIL", None: "    "}[b["passed"]]

@@ -82,10 +82,9 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 import radiobject as ro  # noqa: E402
+from benches.data import brain_phantom  # noqa: E402
 from radiobject import TileDBStats, Volume  # noqa: E402
 from radiobject.parallel import read_regions  # noqa: E402
-
-from benches.data import brain_phantom  # noqa: E402
 
 BUCKET = "radiobject-bench"
 ROI = 64
@@ -127,7 +126,7 @@ class Moto(_Server):
         self.proc: subprocess.Popen | None = None
         self.endpoint = os.environ.get("RADIOBJECT_TEST_S3_ENDPOINT", "")
 
-    def __enter__(self) -> "Moto":
+    def __enter__(self) -> Moto:
         if self.endpoint:
             return self
         exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
@@ -151,7 +150,6 @@ class Moto(_Server):
         return self
 
 
-
 class Proxy(_Server):
     """``tests/s3_delay_proxy.py`` in its own process (in this one, its event loop would compete
     for the GIL with the loader's Python code and add latency of its own)."""
@@ -162,7 +160,7 @@ class Proxy(_Server):
         self.proc: subprocess.Popen | None = None
         self.endpoint = ""
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "s3_delay_proxy.py"), "--listen", "127.0.0.1:0",
              "--target", self.target, "--delay-ms", str(self.delay_ms)],
@@ -173,7 +171,6 @@ class Proxy(_Server):
             raise SystemExit(f"the delay proxy did not start (printed {line!r})")
         self.endpoint = f"http://127.0.0.1:{int(line)}"
         return self
-
 
 
 def config(endpoint: str | None, **read) -> ro.RadiObjectConfig:
@@ -241,7 +238,9 @@ def write_data(args, s3_prefix: str, local_dir: Path, endpoint: str) -> dict:
             for m, mod in enumerate(("T1w", "FLAIR")):
                 with w.add_collection(mod, shape=shape) as cw:
                     for k in range(args.subjects):
-                        cw.write_volume(brain_phantom(shape, seed=1000 * (m + 1) + k), f"sub-{k:03d}_{mod}", f"sub-{k:03d}")
+                        cw.write_volume(
+                            brain_phantom(shape, seed=1000 * (m + 1) + k), f"sub-{k:03d}_{mod}", f"sub-{k:03d}"
+                        )
         radi[where] = uri
         log(f"  RadiObject on {where} written ({time.perf_counter() - t:.0f} s)")
     vols["S3+50ms"] = vols["S3"]
@@ -361,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                 ops.setdefault("open", {})[key] = opened
                 ops.setdefault("batch", {})[key] = b
                 log(f"{key}: whole volumes")
-                ops.setdefault("whole", {})[key] = op_whole(fresh_ctx(endpoints[where], path), data["volumes"][where], data["datas"])
+                ops.setdefault("whole", {})[key] = op_whole(
+                    fresh_ctx(endpoints[where], path), data["volumes"][where], data["datas"]
+                )
                 log(f"{key}: loader")
                 lo = op_loader(fresh_ctx(endpoints[where], path), data["radi"][where], args.max_batches)
                 ops.setdefault("loader e1", {})[key] = {**lo["e1"], "build_s": lo["build_s"]}
@@ -371,10 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     results["total_s"] = time.perf_counter() - t_all
 
     # Tables
-    print(f"\nS3: direct reads vs libtiledb ({args.volumes} volumes {args.shape}^3 float32, 64^3 tiles; "
-          f"{args.subjects} subjects x 2 collections; +{args.delay_ms:.0f} ms per request behind the proxy)")
-    print(f"machine: {os.cpu_count()} CPUs, load average {results['machine']['load_start'][0]:.1f} at start, "
-          f"{results['machine']['load_end'][0]:.1f} at end; total {results['total_s']:.0f} s\n")
+    print(
+        f"\nS3: direct reads vs libtiledb ({args.volumes} volumes {args.shape}^3 float32, 64^3 tiles; "
+        f"{args.subjects} subjects x 2 collections; +{args.delay_ms:.0f} ms per request behind the proxy)"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {results['machine']['load_start'][0]:.1f} at start, "
+        f"{results['machine']['load_end'][0]:.1f} at end; total {results['total_s']:.0f} s\n"
+    )
     print_header()
     for op, rows in ops.items():
         for path in PATHS:
@@ -392,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                     cell = f"{v} ({ratio:.1f}x)" if where != "local" else v
                 cells.append(f"{cell:>22}")
             print(f"{op:<11} {path:<10} " + " ".join(cells))
-    print("\nrequests per operation (direct reader's range GETs and listings + libtiledb VFS reads; overlapped = started while another was in flight)")
+    print(
+        "\nrequests per operation (direct reader's range GETs and listings + libtiledb VFS reads; overlapped = started while another was in flight)"
+    )
     print_header()
     for op, rows in ops.items():
         for path in PATHS:
@@ -418,8 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\nbars (direct path, default configuration):")
     print(f"  batch S3+50ms / local = {bar_batch:.2f}x  (bar: <= 3x)  {'MET' if bar_batch <= 3 else 'NOT MET'}")
     print(f"  loader epoch 1 S3 / local = {bar_loader:.0%}  (bar: >= 50%)  {'MET' if bar_loader >= 0.5 else 'NOT MET'}")
-    print(f"  loader epoch 1 S3+50ms / local = {bar_loader_slow:.0%}  (bar: >= 50%)  {'MET' if bar_loader_slow >= 0.5 else 'NOT MET'}")
-    print(f"  loader epochs 2-3 S3+50ms / local = {bar_loader2:.0%}  (bar: >= 50%)  {'MET' if bar_loader2 >= 0.5 else 'NOT MET'}")
+    print(
+        f"  loader epoch 1 S3+50ms / local = {bar_loader_slow:.0%}  (bar: >= 50%)  {'MET' if bar_loader_slow >= 0.5 else 'NOT MET'}"
+    )
+    print(
+        f"  loader epochs 2-3 S3+50ms / local = {bar_loader2:.0%}  (bar: >= 50%)  {'MET' if bar_loader2 >= 0.5 else 'NOT MET'}"
+    )
 
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

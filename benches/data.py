@@ -24,7 +24,9 @@ def brain_phantom(shape=(240, 240, 155), seed=7) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij", sparse=True)
     cx, cy, cz = (n / 2 for n in shape)
-    inside = ((x - cx) / (0.36 * shape[0])) ** 2 + ((y - cy) / (0.42 * shape[1])) ** 2 + ((z - cz) / (0.40 * shape[2])) ** 2 <= 1
+    inside = ((x - cx) / (0.36 * shape[0])) ** 2 + ((y - cy) / (0.42 * shape[1])) ** 2 + (
+        (z - cz) / (0.40 * shape[2])
+    ) ** 2 <= 1
     vol = np.zeros(shape, np.float32)
     for _ in range(40):
         bx, by, bz = (rng.uniform(0.25, 0.75) * n for n in shape)

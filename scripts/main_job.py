@@ -48,7 +48,7 @@ import radiobject as ro
 from radiobject import RadiObject, ReadConfig, TileDBStats, Volume, WriteConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benches.data import brain_phantom, mni_t1  # noqa: E402  (the sample volumes, shared with the benchmarks)
+from benches.data import brain_phantom, mni_t1  # the sample volumes, shared with the benchmarks
 
 PHANTOM_SHAPE = (120, 120, 78)
 N_PHANTOMS = 4
@@ -70,7 +70,9 @@ def timed(fn, n: int) -> list[float]:
 def check(got: np.ndarray, want: np.ndarray, what: str) -> None:
     """Fails the job unless ``got`` equals ``want`` (values and dtype)."""
     if got.dtype != want.dtype or got.shape != want.shape or not np.array_equal(got, want):
-        raise AssertionError(f"{what}: read {got.dtype}{got.shape}, expected {want.dtype}{want.shape} (or values differ)")
+        raise AssertionError(
+            f"{what}: read {got.dtype}{got.shape}, expected {want.dtype}{want.shape} (or values differ)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,13 +204,17 @@ def dataset_part(out: Path, repeats: int) -> None:
     first = t1.iloc[0]
     check(first.to_numpy(), expected[first.obs_id], "T1w.iloc[0]")
     mni = radi.loc["sub-mni152"]  # a view: every collection holds only this subject's volumes
-    print(f"  radi.loc['sub-mni152'] -> {mni}; collections {[f'{n}:{len(mni.collection(n))}' for n in mni.collection_names]}")
+    print(
+        f"  radi.loc['sub-mni152'] -> {mni}; collections {[f'{n}:{len(mni.collection(n))}' for n in mni.collection_names]}"
+    )
     for name in ("T1w", "GM", "WM"):
         vol = mni.collection(name).iloc[0]
         check(vol.to_numpy(), expected[f"sub-mni152_{name}"], f"sub-mni152 {name}")
     women = radi.filter("sex == 'F' and age > 40")
-    print(f"  radi.filter(\"sex == 'F' and age > 40\") -> subjects {women.obs_subject_ids}, "
-          f"T1w {women.T1w.obs_ids}, CT {women.CT.obs_ids}")
+    print(
+        f"  radi.filter(\"sex == 'F' and age > 40\") -> subjects {women.obs_subject_ids}, "
+        f"T1w {women.T1w.obs_ids}, CT {women.CT.obs_ids}"
+    )
     assert women.obs_subject_ids == ["sub-ct01", "sub-phantom02", "sub-phantom04"]
     for vol in women.T1w:
         check(vol.to_numpy(), expected[vol.obs_id], f"view {vol.obs_id}")
@@ -252,9 +258,13 @@ def dataset_part(out: Path, repeats: int) -> None:
         axial_warm = timed(lambda: vol.axial(zs[0]), repeats)
     cs = stats.cache_stats()
     print(f"\n  sub-mni152_T1w from the dataset {vol.shape} {vol.dtype}, tiles {vol.tile_extents}:")
-    print(f"    axial slice cold {ms(axial_cold)} | warm {ms(axial_warm)} | 64^3 ROI cold {ms(roi_cold)} | warm {ms(roi_warm)}")
-    print(f"    warm reads: {cs.cache_hits} tile-cache hits, {cs.cache_misses} misses (hit rate {cs.hit_rate:.0%}), "
-          f"{stats.s3_stats().read_ops} storage reads")
+    print(
+        f"    axial slice cold {ms(axial_cold)} | warm {ms(axial_warm)} | 64^3 ROI cold {ms(roi_cold)} | warm {ms(roi_warm)}"
+    )
+    print(
+        f"    warm reads: {cs.cache_hits} tile-cache hits, {cs.cache_misses} misses (hit rate {cs.hit_rate:.0%}), "
+        f"{stats.s3_stats().read_ops} storage reads"
+    )
 
     # a batch of regions over every phantom, read in parallel
     phantoms = radi.T1w.filter("obs_subject_id.str.startswith('sub-phantom')")
@@ -286,7 +296,9 @@ def volumes_part(out: Path, repeats: int) -> None:
             vol = Volume.from_numpy(uri, data, write=WriteConfig(tile={"orientation": tiling}))
             write_s = time.perf_counter() - t
             disk = sum(f.stat().st_size for f in Path(uri).rglob("*") if f.is_file()) / 1e6
-            print(f"  [{tiling:9}] stored in {write_s * 1e3:7.1f} ms, {disk:5.2f} MB on disk ({mb / disk:4.1f}x), tiles {vol.tile_extents}")
+            print(
+                f"  [{tiling:9}] stored in {write_s * 1e3:7.1f} ms, {disk:5.2f} MB on disk ({mb / disk:4.1f}x), tiles {vol.tile_extents}"
+            )
 
             full = timed(lambda: vol.to_numpy(), 5)
             assert np.array_equal(vol.to_numpy(), data)
@@ -297,12 +309,20 @@ def volumes_part(out: Path, repeats: int) -> None:
                 def run():
                     ctx.clear_cache()
                     fn()
+
                 return run
 
             it = iter(zs)
             axial_cold = timed(cold(lambda: vol.axial(int(next(it)))), repeats)
             it = iter(corners)
-            roi_cold = timed(cold(lambda: vol[(lambda c: (slice(c[0], c[0] + 64), slice(c[1], c[1] + 64), slice(c[2], c[2] + 64)))(next(it))]), repeats)
+            roi_cold = timed(
+                cold(
+                    lambda: vol[
+                        (lambda c: (slice(c[0], c[0] + 64), slice(c[1], c[1] + 64), slice(c[2], c[2] + 64)))(next(it))
+                    ]
+                ),
+                repeats,
+            )
             c = corners[0]
             roi = (slice(c[0], c[0] + 64), slice(c[1], c[1] + 64), slice(c[2], c[2] + 64))
             assert np.array_equal(vol[roi], data[roi])
@@ -334,27 +354,34 @@ def training_part(out: Path) -> None:
     logging.getLogger("radiobject.ml").setLevel(logging.INFO)
     radi = RadiObject(str(out / "dataset"))
     t1 = radi.T1w
-    phantom = {o: int("phantom" in o) for o in t1.obs_ids}   # label: phantom (1) or template (0)
+    phantom = {o: int("phantom" in o) for o in t1.obs_ids}  # label: phantom (1) or template (0)
     torch.manual_seed(0)
     loader = create_training_dataloader(
         collections=[t1], labels=phantom, batch_size=4, patch_size=(32, 32, 32), patches_per_volume=8
     )
     volumes = [v.to_numpy() for v in t1]
     model = nn.Sequential(
-        nn.Conv3d(1, 8, 3, stride=2), nn.ReLU(), nn.Conv3d(8, 16, 3, stride=2), nn.ReLU(),
-        nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(16, 2),
+        nn.Conv3d(1, 8, 3, stride=2),
+        nn.ReLU(),
+        nn.Conv3d(8, 16, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool3d(1),
+        nn.Flatten(),
+        nn.Linear(16, 2),
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    print(f"  {len(t1)} volumes, dtypes {sorted({str(v.dtype) for v in volumes})} -> batches of "
-          f"{loader.batch_size} x 1 x 32^3, {len(loader)} steps per epoch, seed {loader.seed}")
+    print(
+        f"  {len(t1)} volumes, dtypes {sorted({str(v.dtype) for v in volumes})} -> batches of "
+        f"{loader.batch_size} x 1 x 32^3, {len(loader)} steps per epoch, seed {loader.seed}"
+    )
     for epoch in range(3):
         set_epoch(loader, epoch)
         losses = []
         for batch in loader:
             x = batch["image"].float()
-            for k in range(x.shape[0]):   # every patch is exactly the volume's voxels
+            for k in range(x.shape[0]):  # every patch is exactly the volume's voxels
                 v, st = int(batch["idx"][k]), [int(t[k]) for t in batch["patch_start"]]
-                want = volumes[v][st[0]:st[0] + 32, st[1]:st[1] + 32, st[2]:st[2] + 32]
+                want = volumes[v][st[0] : st[0] + 32, st[1] : st[1] + 32, st[2] : st[2] + 32]
                 assert np.array_equal(x[k, 0].numpy(), want.astype(np.float32)), "batch differs from the volume"
             x = (x - x.mean()) / (x.std() + 1e-6)
             loss = nn.functional.cross_entropy(model(x), batch["label"])
@@ -382,7 +409,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
 
-    import radiobject.__main__  # noqa: F401  (the command line, for `info`)
+    import radiobject.__main__  # the command line, for `info`
     import radiobject.verify  # noqa: F401
 
     started = time.perf_counter()
@@ -394,8 +421,10 @@ def main() -> None:
     training_part(out)
     used, tiles, budget = ctx.cache_info()
     print(f"\ntile cache now holds {tiles} tiles, {used / 2**20:.1f} of {budget / 2**20:.0f} MiB")
-    print(f"everything stored under {out.resolve()}; every read matched its source array "
-          f"({time.perf_counter() - started:.1f} s in all)")
+    print(
+        f"everything stored under {out.resolve()}; every read matched its source array "
+        f"({time.perf_counter() - started:.1f} s in all)"
+    )
 
 
 if __name__ == "__main__":

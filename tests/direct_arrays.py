@@ -29,8 +29,11 @@ PEER_PATH = ROOT / ".peers" / "radiobject-0.1.1"
 
 def tools_dir() -> Path | None:
     """The folder of the shared generators and reference reader, if present."""
-    cands = [os.environ.get("RADIOBJECT_DIRECT_TOOLS"), "/work/shared/tools/tiledb-direct-read",
-             str(ROOT.parent / "shared" / "tools" / "tiledb-direct-read")]
+    cands = [
+        os.environ.get("RADIOBJECT_DIRECT_TOOLS"),
+        "/work/shared/tools/tiledb-direct-read",
+        str(ROOT.parent / "shared" / "tools" / "tiledb-direct-read"),
+    ]
     for c in cands:
         if c and (Path(c) / "make_arrays.py").is_file() and (Path(c) / "direct_read.py").is_file():
             return Path(c)
@@ -46,23 +49,54 @@ def peer_available() -> bool:
 # ---------------------------------------------------------------------------------------------
 
 ARRAYS = [
-    "f32_64cube_zstd_row", "f32_64cube_zstd_col", "u8_axial_zstd_col", "u8_axial_zstd_row",
-    "u16_coronal_zstd_col", "i16_byteshuffle_zstd", "f32_byteshuffle_zstd_col", "f32_lz4", "f32_gzip",
-    "f32_bitshuffle_zstd", "i16_bitshuffle_lz4", "f32_md5_zstd_sha256", "f64_nofilter",
-    "i32_posdelta_zstd", "i16_doubledelta", "i32_delta_zstd", "f32_chunk1mib_zstd", "f32_chunk0_zstd",
-    "i16_negdomain_zstd", "u8_dims_uint16", "f32_two_fragments", "f32_partial", "f32_consolidated",
-    "f32_consolidated_vacuumed", "f32_cons_commits_fragmeta",
+    "f32_64cube_zstd_row",
+    "f32_64cube_zstd_col",
+    "u8_axial_zstd_col",
+    "u8_axial_zstd_row",
+    "u16_coronal_zstd_col",
+    "i16_byteshuffle_zstd",
+    "f32_byteshuffle_zstd_col",
+    "f32_lz4",
+    "f32_gzip",
+    "f32_bitshuffle_zstd",
+    "i16_bitshuffle_lz4",
+    "f32_md5_zstd_sha256",
+    "f64_nofilter",
+    "i32_posdelta_zstd",
+    "i16_doubledelta",
+    "i32_delta_zstd",
+    "f32_chunk1mib_zstd",
+    "f32_chunk0_zstd",
+    "i16_negdomain_zstd",
+    "u8_dims_uint16",
+    "f32_two_fragments",
+    "f32_partial",
+    "f32_consolidated",
+    "f32_consolidated_vacuumed",
+    "f32_cons_commits_fragmeta",
 ]
 ARRAYS_EXTRA = [
-    "i16_bitshuffle_odd13", "i32_bitshuffle_2x5", "f64_bitshuffle_odd", "u8_bitshuffle",
-    "u16_byteshuffle_odd", "f32_4d_col", "two_attrs", "evolved_schema", "time_travel", "encrypted",
-    "nullable", "current_domain",
+    "i16_bitshuffle_odd13",
+    "i32_bitshuffle_2x5",
+    "f64_bitshuffle_odd",
+    "u8_bitshuffle",
+    "u16_byteshuffle_odd",
+    "f32_4d_col",
+    "two_attrs",
+    "evolved_schema",
+    "time_travel",
+    "encrypted",
+    "nullable",
+    "current_domain",
 ]
 ARRAYS_MAIN = ["main_f32_iso", "main_f32_axial", "main_u8_axial", "main_u8_iso_fortran"]
 ARRAYS_PEER = ["peer_f32_axial", "peer_f32_iso", "peer_u8_axial"]
 
-GROUP = {**{n: "arrays" for n in ARRAYS}, **{n: "arrays_extra" for n in ARRAYS_EXTRA},
-         **{n: "arrays_rw" for n in ARRAYS_MAIN + ARRAYS_PEER}}
+GROUP = {
+    **{n: "arrays" for n in ARRAYS},
+    **{n: "arrays_extra" for n in ARRAYS_EXTRA},
+    **{n: "arrays_rw" for n in ARRAYS_MAIN + ARRAYS_PEER},
+}
 ALL_GENERATED = ARRAYS + ARRAYS_EXTRA + ARRAYS_MAIN + ARRAYS_PEER
 
 # Arrays the direct reader must refuse (reason word expected in the message; the volume path
@@ -71,8 +105,14 @@ REFUSED = {"encrypted": ("encrypt", "encryption"), "nullable": ("nullable", "nul
 # Arrays whose whole domain is not what libtiledb reads: the current domain (format 22) is.
 CURRENT_DOMAIN = {"current_domain": [(0, 60), (0, 60), (0, 60)]}
 # Arrays with several commits (time travel through every t1, t2, t1-1).
-MULTI_COMMIT = ["f32_two_fragments", "f32_consolidated", "f32_consolidated_vacuumed",
-                "f32_cons_commits_fragmeta", "time_travel", "evolved_schema"]
+MULTI_COMMIT = [
+    "f32_two_fragments",
+    "f32_consolidated",
+    "f32_consolidated_vacuumed",
+    "f32_cons_commits_fragmeta",
+    "time_travel",
+    "evolved_schema",
+]
 
 
 @dataclass
@@ -139,7 +179,9 @@ def tiledb_read(uri: str, attr: str, box: list[tuple[int, int]] | None = None, t
         if box is None:
             return q[:][attr]
         dom = A.schema.domain
-        sl = tuple(slice(int(dom.dim(i).domain[0]) + a, int(dom.dim(i).domain[0]) + b - 1) for i, (a, b) in enumerate(box))
+        sl = tuple(
+            slice(int(dom.dim(i).domain[0]) + a, int(dom.dim(i).domain[0]) + b - 1) for i, (a, b) in enumerate(box)
+        )
         return q.multi_index[sl][attr]  # multi_index ranges are inclusive
 
 
@@ -249,8 +291,12 @@ class RandomSpec:
     @property
     def id(self) -> str:
         w = "full" if self.writes == [[(0, n) for n in self.shape]] else f"{len(self.writes)}w"
-        return (f"{self.name}-{self.dtype}-{'x'.join(map(str, self.shape))}-t{'x'.join(map(str, self.extents))}"
-                f"-{self.cell_order[0]}{self.tile_order[0]}-{self.pipeline}" + (f"-c{self.chunksize}" if self.chunksize is not None else "") + f"-{w}")
+        return (
+            f"{self.name}-{self.dtype}-{'x'.join(map(str, self.shape))}-t{'x'.join(map(str, self.extents))}"
+            f"-{self.cell_order[0]}{self.tile_order[0]}-{self.pipeline}"
+            + (f"-c{self.chunksize}" if self.chunksize is not None else "")
+            + f"-{w}"
+        )
 
 
 def _box(rng, shape) -> list[tuple[int, int]]:
@@ -311,8 +357,11 @@ def random_specs(n: int = 30, seed: int = 20240611) -> list[RandomSpec]:
         else:
             first = full if rng.random() < 0.5 else _box(rng, shape)
             writes = [first] + [_box(rng, shape) for _ in range(1 if mode == "overlap2" else 2)]
-        specs.append(RandomSpec(f"r{i:02d}", seed * 100 + i, dtype, shape, ext, cell, tile, pipe, chunksize,
-                                dim_dtype, lows, writes))
+        specs.append(
+            RandomSpec(
+                f"r{i:02d}", seed * 100 + i, dtype, shape, ext, cell, tile, pipe, chunksize, dim_dtype, lows, writes
+            )
+        )
     return specs
 
 
@@ -356,13 +405,24 @@ def make_random(spec: RandomSpec, root: Path) -> str:
     import tiledb
 
     uri = str(root / spec.name)
-    dims = [tiledb.Dim(name="xyzt"[d], domain=(spec.lows[d], spec.lows[d] + spec.shape[d] - 1), tile=spec.extents[d],
-                       dtype=np.dtype(spec.dim_dtype)) for d in range(len(spec.shape))]
+    dims = [
+        tiledb.Dim(
+            name="xyzt"[d],
+            domain=(spec.lows[d], spec.lows[d] + spec.shape[d] - 1),
+            tile=spec.extents[d],
+            dtype=np.dtype(spec.dim_dtype),
+        )
+        for d in range(len(spec.shape))
+    ]
     filters = PIPELINES[spec.pipeline](tiledb)
     fl = tiledb.FilterList(filters) if spec.chunksize is None else tiledb.FilterList(filters, chunksize=spec.chunksize)
-    schema = tiledb.ArraySchema(domain=tiledb.Domain(*dims), sparse=False, cell_order=spec.cell_order,
-                                tile_order=spec.tile_order,
-                                attrs=[tiledb.Attr(name="voxels", dtype=np.dtype(spec.dtype), filters=fl)])
+    schema = tiledb.ArraySchema(
+        domain=tiledb.Domain(*dims),
+        sparse=False,
+        cell_order=spec.cell_order,
+        tile_order=spec.tile_order,
+        attrs=[tiledb.Attr(name="voxels", dtype=np.dtype(spec.dtype), filters=fl)],
+    )
     tiledb.Array.create(uri, schema)
     rng = np.random.default_rng(spec.seed)
     for k, box in enumerate(spec.writes):
@@ -429,13 +489,19 @@ def run_isolated(code: str, timeout: float = 60, prelude: str = PRELUDE, **args)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     try:
-        proc = subprocess.run([sys.executable, "-c", script, json.dumps(args)], capture_output=True, text=True,
-                              timeout=timeout, env=env, cwd=str(ROOT))
+        proc = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=str(ROOT),
+        )
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"the fault case hung for more than {timeout}s:\n{(e.stderr or b'')[-3000:]!r}") from None
     if proc.returncode != 0:
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
         raise AssertionError(f"the fault case crashed ({how}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("@@RESULT@@")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@")]
     assert lines, f"no result printed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("@@RESULT@@"):])
+    return json.loads(lines[-1][len("@@RESULT@@") :])

@@ -145,7 +145,7 @@ class DelayProxy:
         """``http://host:port`` of the proxy."""
         return f"http://{self.listen_host}:{self.port}"
 
-    def start(self) -> "DelayProxy":
+    def start(self) -> DelayProxy:
         self._thread = threading.Thread(target=self._run, name="s3-delay-proxy", daemon=True)
         self._thread.start()
         self._ready.wait(30)
@@ -168,7 +168,7 @@ class DelayProxy:
             self._stop = asyncio.Event()
             server = await start_proxy(self.listen_host, 0, self.target_host, self.target_port, self.delay_ms)
             self.port = server.sockets[0].getsockname()[1]
-        except BaseException as e:  # reported by start()
+        except BaseException as e:  # noqa: BLE001 - reported by start()
             self._error = e
             self._ready.set()
             return
@@ -186,7 +186,7 @@ class DelayProxy:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(10)
 
-    def __enter__(self) -> "DelayProxy":
+    def __enter__(self) -> DelayProxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:

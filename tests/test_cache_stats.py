@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import radiobject as ro
-from radiobject import ReadConfig, TileConfig, TileDBStats, Volume, WriteConfig
+from radiobject import TileConfig, TileDBStats, Volume, WriteConfig
 
 ISO16 = WriteConfig(tile=TileConfig(orientation="isotropic", x=16, y=16, z=16))
 

@@ -98,7 +98,9 @@ def test_valid_level_ranges_per_algorithm():
 def test_tiledb_keys_that_act_in_2_30():
     configure(
         read=ReadConfig(memory_budget_mb=256, concurrency=3),
-        s3=S3Config(endpoint="http://127.0.0.1:9999", use_virtual_addressing=False, region="eu-west-1", max_parallel_ops=16),
+        s3=S3Config(
+            endpoint="http://127.0.0.1:9999", use_virtual_addressing=False, region="eu-west-1", max_parallel_ops=16
+        ),
     )
     p = get_radiobject_config().tiledb_params()
     mib = 1024 * 1024
@@ -122,12 +124,24 @@ def test_credentials_are_never_stored_or_shown(monkeypatch):
     cfg = get_radiobject_config()
     ctx = ro.Context(cfg)
     shown = " ".join(
-        [repr(cfg), repr(cfg.s3), json.dumps(cfg.model_dump()), repr(ctx), ctx.config_json(), json.dumps(cfg.tiledb_params())]
+        [
+            repr(cfg),
+            repr(cfg.s3),
+            json.dumps(cfg.model_dump()),
+            repr(ctx),
+            ctx.config_json(),
+            json.dumps(cfg.tiledb_params()),
+        ]
     )
     assert secret not in shown and "AKIAIOSFODNN7EXAMPLE" not in shown
     assert not any("secret" in k or "access_key" in k or "session_token" in k for k in cfg.tiledb_params())
     with pytest.raises(ro.RadiObjectError) as e:
-        ro.Volume("s3://no-such-bucket-radiobject/vol", ctx=ro.Context({"s3": {"endpoint": "http://127.0.0.1:9", "connect_max_tries": 1, "request_timeout_ms": 200}}))
+        ro.Volume(
+            "s3://no-such-bucket-radiobject/vol",
+            ctx=ro.Context(
+                {"s3": {"endpoint": "http://127.0.0.1:9", "connect_max_tries": 1, "request_timeout_ms": 200}}
+            ),
+        )
     assert secret not in str(e.value)
     os.environ.get("AWS_SECRET_ACCESS_KEY")  # still only in the environment
 

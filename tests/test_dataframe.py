@@ -30,7 +30,18 @@ def _people() -> pd.DataFrame:
 def test_round_trip_types_and_nulls(tmp_uri):
     df = Dataframe.from_pandas(tmp_uri("df"), _people(), index_columns=("obs_subject_id",))
     got = df.read()
-    assert list(got.columns) == ["obs_subject_id", "age", "weight", "diagnosis", "smoker", "grade", "treated", "score", "site", "note"]
+    assert list(got.columns) == [
+        "obs_subject_id",
+        "age",
+        "weight",
+        "diagnosis",
+        "smoker",
+        "grade",
+        "treated",
+        "score",
+        "site",
+        "note",
+    ]
     assert got["obs_subject_id"].tolist() == ["s1", "s2", "s3"]  # sorted by index
     assert got["age"].dtype == np.int64 and got["age"].tolist() == [35, 41, 60]
     assert got["weight"].dtype == np.float64 and np.isnan(got["weight"][0]) and got["weight"][1] == 70.5
@@ -70,7 +81,9 @@ def test_read_columns_filter_and_index(tmp_uri):
 
 
 def test_non_ascii_ids_and_text(tmp_uri):
-    frame = pd.DataFrame({"obs_subject_id": ["Zoë", "Åsa"], "obs_id": ["Zoë_T1w", "Åsa_T1w"], "city": ["Zürich", "東京"]})
+    frame = pd.DataFrame(
+        {"obs_subject_id": ["Zoë", "Åsa"], "obs_id": ["Zoë_T1w", "Åsa_T1w"], "city": ["Zürich", "東京"]}
+    )
     df = Dataframe.from_pandas(tmp_uri("df"), frame)
     got = df.read()
     assert sorted(got["obs_subject_id"]) == ["Zoë", "Åsa"] and set(got["city"]) == {"Zürich", "東京"}

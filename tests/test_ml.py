@@ -20,14 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import phantom
 from torch.utils.data import DataLoader, DistributedSampler
 
 import radiobject as ro
+import radiobject.ml as ml
 from radiobject import RadiObject, ReadConfig, TileConfig, VolumeCollection, WriteConfig, configure
 from radiobject.exceptions import AlignmentError, RadiObjectError, ShapeError
-from radiobject.writers import RadiObjectWriter, VolumeCollectionWriter
-
-import radiobject.ml as ml
 from radiobject.ml import (
     Compose,
     DatasetConfig,
@@ -40,8 +39,7 @@ from radiobject.ml import (
     create_validation_dataloader,
 )
 from radiobject.ml.distributed import create_distributed_dataloader, set_epoch
-
-from conftest import phantom
+from radiobject.writers import RadiObjectWriter, VolumeCollectionWriter
 
 SHAPE = (48, 40, 32)
 PATCH = (16, 16, 16)
@@ -100,7 +98,9 @@ def store(tmp_path_factory) -> Store:
     }
     with RadiObjectWriter(s.uri, obs_meta_schema={"age": np.int64}, write=ISO16) as w:
         w.write_obs_meta(pd.DataFrame({"obs_subject_id": SUBJECTS, "age": AGE}))
-        with w.add_collection("T1w", shape=SHAPE, obs_schema={"grade": np.int64, "site": str, "score": np.float64}) as c:
+        with w.add_collection(
+            "T1w", shape=SHAPE, obs_schema={"grade": np.int64, "site": str, "score": np.float64}
+        ) as c:
             for i in (3, 0, 5, 1, 4, 2):  # written out of order: volumes are still in subject order
                 c.write_volume(s.arrays["T1w"][i], f"{SUBJECTS[i]}_T1w", SUBJECTS[i],
                                grade=GRADE[i], site=SITE[i], score=0.5 * i)  # fmt: skip
@@ -117,7 +117,7 @@ def store(tmp_path_factory) -> Store:
             c.write_volume(_t1(i), f"{SUBJECTS[i]}_fewer", SUBJECTS[i])
     s.other = str(base / "other")
     with VolumeCollectionWriter(s.other, shape=SHAPE, name="other", write=ISO) as c:
-        for i, sid in enumerate(SUBJECTS[:5] + ["s7"]):
+        for i, sid in enumerate([*SUBJECTS[:5], "s7"]):
             c.write_volume(_t1(i), f"{sid}_other", sid)
     s.arrays["het_img"] = [phantom(sh, seed=20 + i) for i, sh in enumerate(HET_SHAPES)]
     s.arrays["het_mask"] = [_blob(sh, 0, box=(3, 3, 3)) for sh in HET_SHAPES]
@@ -250,9 +250,10 @@ def test_module_paths_and_exports():
     # re-exported from distributed
     assert {"create_distributed_dataloader", "set_epoch"} <= set(ml.__all__)
     assert ml.create_distributed_dataloader is create_distributed_dataloader and ml.set_epoch is set_epoch
-    assert ml.VolumeCollectionDataset is importlib.import_module(
-        "radiobject.ml.datasets.collection_dataset"
-    ).VolumeCollectionDataset
+    assert (
+        ml.VolumeCollectionDataset
+        is importlib.import_module("radiobject.ml.datasets.collection_dataset").VolumeCollectionDataset
+    )
     assert {m.value for m in LoadingMode} == {"full_volume", "patch", "slice_2d"}
     assert LoadingMode("patch") is LoadingMode.PATCH and LoadingMode.PATCH == "patch"
 
@@ -372,8 +373,9 @@ def test_factories_return_torch_dataloaders_with_real_samplers(radi):
 
 def test_distributed_factory_partitions_each_epoch(radi):
     loaders = [
-        create_distributed_dataloader(radi.T1w, rank=r, world_size=2, batch_size=1, patch_size=PATCH,
-                                      patches_per_volume=2, seed=8)  # fmt: skip
+        create_distributed_dataloader(
+            radi.T1w, rank=r, world_size=2, batch_size=1, patch_size=PATCH, patches_per_volume=2, seed=8
+        )
         for r in (0, 1)
     ]
     for dl in loaders:
@@ -438,7 +440,9 @@ def test_patches_are_exact_and_in_bounds(radi, store):
     for i in range(len(ds)):
         it = ds[i]
         assert it["image"].shape == (1, 40, 8, 31)
-        np.testing.assert_array_equal(it["image"][0].numpy(), _box(store.arrays["T1w"][it["idx"]], it["patch_start"], (40, 8, 31)))
+        np.testing.assert_array_equal(
+            it["image"][0].numpy(), _box(store.arrays["T1w"][it["idx"]], it["patch_start"], (40, 8, 31))
+        )
     # a patch as large as the volume is the whole volume
     cfg = DatasetConfig(loading_mode="patch", patch_size=SHAPE)
     it = VolumeCollectionDataset(radi.T1w, config=cfg, seed=2)[4]
@@ -507,8 +511,12 @@ def test_heterogeneous_shapes_in_patch_mode_only(store):
             for b, (vi, st) in enumerate(zip(batch["idx"].tolist(), _starts(batch))):
                 shape = HET_SHAPES[vi]
                 assert all(0 <= st[d] <= shape[d] - PATCH[d] for d in range(3))
-                np.testing.assert_array_equal(batch["image"][b, 0].numpy(), _box(store.arrays["het_img"][vi], st, PATCH))
-                np.testing.assert_array_equal(batch["mask"][b, 0].numpy(), _box(store.arrays["het_mask"][vi], st, PATCH))
+                np.testing.assert_array_equal(
+                    batch["image"][b, 0].numpy(), _box(store.arrays["het_img"][vi], st, PATCH)
+                )
+                np.testing.assert_array_equal(
+                    batch["mask"][b, 0].numpy(), _box(store.arrays["het_mask"][vi], st, PATCH)
+                )
     # the factory and VolumeCollectionDataset accept them too in patch mode
     dl = create_segmentation_dataloader(img, msk, batch_size=2, patch_size=PATCH, seed=1)
     assert sum(len(b["idx"]) for b in dl) == 4
@@ -658,12 +666,12 @@ def test_views_train_on_exactly_their_subjects(radi, store):
 
 def test_misaligned_collections_raise_alignment_error(radi, store):
     fewer, other = VolumeCollection(store.fewer), VolumeCollection(store.other)
-    with pytest.raises(AlignmentError, match="has .* volumes, expected") as e:
+    with pytest.raises(AlignmentError, match=r"has .* volumes, expected") as e:
         VolumeCollectionDataset([radi.T1w, fewer])
     assert isinstance(e.value, ValueError)
-    with pytest.raises(AlignmentError, match="has .* volumes, expected"):
+    with pytest.raises(AlignmentError, match=r"has .* volumes, expected"):
         create_training_dataloader([radi.T1w, fewer], patch_size=PATCH)
-    with pytest.raises(AlignmentError, match="has .* volumes, expected"):
+    with pytest.raises(AlignmentError, match=r"has .* volumes, expected"):
         SegmentationDataset(radi.T1w, fewer)
     with pytest.raises(AlignmentError):  # same count, another subject
         VolumeCollectionDataset([radi.T1w, other])
@@ -888,8 +896,12 @@ def test_monai_and_plain_transforms_run_per_sample(radi, store):
     for i in range(6):
         it = sds[i]
         st = it["patch_start"]
-        np.testing.assert_array_equal(torch.as_tensor(it["image"][0]).numpy(), _box(store.arrays["T1w"][i], st, PATCH)[::-1])
-        np.testing.assert_array_equal(torch.as_tensor(it["mask"][0]).numpy(), _box(store.arrays["seg"][i], st, PATCH)[::-1])
+        np.testing.assert_array_equal(
+            torch.as_tensor(it["image"][0]).numpy(), _box(store.arrays["T1w"][i], st, PATCH)[::-1]
+        )
+        np.testing.assert_array_equal(
+            torch.as_tensor(it["mask"][0]).numpy(), _box(store.arrays["seg"][i], st, PATCH)[::-1]
+        )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ and empty subject ids. The dataset that was there stays intact and verifiable.""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +70,7 @@ def test_cli_refuses_a_reserved_collection_name(dataset):
 
 
 def test_empty_subject_ids_are_refused_before_any_write(dataset, tmp_path):
-    uri, src = dataset
+    uri, _src = dataset
     before = _snapshot(uri)
     extra = _nifti(tmp_path / "extra.nii.gz", 7)
     for sid in ["", "   ", "a\0b"]:

@@ -15,7 +15,10 @@ from radiobject.parallel import map_on_threads, read_regions
 
 def test_read_regions_keeps_request_order_across_volumes(tmp_uri, make_phantom):
     ctx = ro.Context({"read": {"max_workers": 4, "tile_cache_size_mb": 16}})
-    datas = [make_phantom((32, 24, 16), dtype, seed=i) for i, dtype in enumerate([np.float32, np.int16, np.uint8, np.float64])]
+    datas = [
+        make_phantom((32, 24, 16), dtype, seed=i)
+        for i, dtype in enumerate([np.float32, np.int16, np.uint8, np.float64])
+    ]
     vols = [Volume.from_numpy(tmp_uri(f"v{i}"), d, ctx=ctx) for i, d in enumerate(datas)]
     rng = np.random.default_rng(1)
     requests, expected = [], []

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, phantom
 
 from radiobject.ctx import WriteConfig
 from radiobject.writers import RadiObjectWriter
-
-from conftest import ROOT, phantom
 
 SHAPE = (48, 40, 32)  # 240 KiB of float32: 120 tiles of 8^3 (2 KiB); a whole volume fits a quarter of 1 MiB
 N = 6  # 1.4 MiB per collection, 2.8 MiB in all: more than the 1 MiB cache
@@ -77,7 +76,7 @@ def result(obj):
     print("@@RESULT@@" + json.dumps(obj), flush=True)
 '''
 
-MIXED = r'''
+MIXED = r"""
 from radiobject.ml import DatasetConfig, VolumeCollectionDataset, create_training_dataloader
 
 ds = VolumeCollectionDataset([radi.T1w, radi.FLAIR], DatasetConfig(loading_mode="patch", patch_size=(16, 16, 12)),
@@ -159,9 +158,9 @@ for t in threads:
     t.join()
 result({"errors": errors[:20], "n_errors": len(errors), "counts": counts, "seconds": time.time() - t0,
         "cache": list(ctx.cache_info())})
-'''
+"""
 
-EXACT = r'''
+EXACT = r"""
 # The case of the issue: one thread reads vol[...] (through the cache: a whole volume's tiles are
 # less than a quarter of the budget) while another calls read_regions on the same volume, cold.
 name = "T1w"
@@ -191,7 +190,7 @@ for rep in range(ARGS["reps"]):
         t.join()
     done += 1 + len(boxes)
 result({"errors": errors[:20], "n_errors": len(errors), "reads": done})
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,12 @@ def test_round_trip_regions_metadata_and_writes(s3_ctx, s3_uri, make_phantom):
 
 def test_cache_and_s3_request_counters(s3_ctx, s3_uri, make_phantom):
     data = make_phantom((64, 64, 32))
-    vol = Volume.from_numpy(s3_uri("mr"), data, ctx=s3_ctx, write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 32, "y": 32, "z": 16}))
+    vol = Volume.from_numpy(
+        s3_uri("mr"),
+        data,
+        ctx=s3_ctx,
+        write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 32, "y": 32, "z": 16}),
+    )
     with TileDBStats(s3_ctx) as cold:
         a = vol[10:50, 10:50, 5:25]
     with TileDBStats(s3_ctx) as warm:

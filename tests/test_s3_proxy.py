@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from conftest import S3_BUCKET
 from s3_delay_proxy import DelayProxy
 
@@ -129,8 +128,16 @@ def test_command_line_prints_its_port_and_proxies(s3_endpoint):
     _ensure_bucket(s3_endpoint)
     host, port = _hostport(s3_endpoint)
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "s3_delay_proxy.py"), "--listen", "127.0.0.1:0"]
-        + ["--target", f"{host}:{port}", "--delay-ms", "30"],
+        [
+            sys.executable,
+            str(HERE / "s3_delay_proxy.py"),
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            f"{host}:{port}",
+            "--delay-ms",
+            "30",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -215,7 +215,15 @@ def test_zero_sized_axes_write_nothing(tmp_uri):
     assert not ro.uri_exists(tmp_uri())
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4, 4), np.complex64), np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), np.float16), np.array([[["a"]]])])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4, 4), np.complex64),
+        np.zeros((4, 4, 4), bool),
+        np.zeros((4, 4, 4), np.float16),
+        np.array([[["a"]]]),
+    ],
+)
 def test_unsupported_dtypes(tmp_uri, bad):
     with pytest.raises(DtypeError):
         Volume.from_numpy(tmp_uri(), bad)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,11 +19,11 @@ __all__ = [
 ]
 
 #: A scalar that fits in one obs / obs_meta cell.
-AttrValue = Union[int, float, bool, str]
+AttrValue = int | float | bool | str
 
 #: What a transform returns: a volume, or ``(volume, obs_updates)`` whose items are merged into the
 #: volume's obs row (and written as obs columns by ``EagerQuery.write``).
-TransformResult = Union[npt.NDArray[Any], tuple[npt.NDArray[Any], dict[str, AttrValue]]]
+TransformResult = npt.NDArray[Any] | tuple[npt.NDArray[Any], dict[str, AttrValue]]
 
 #: ``fn(volume, obs_row) -> volume | (volume, obs_updates)``.
 TransformFn = Callable[[npt.NDArray[Any], pd.Series], TransformResult]
@@ -33,7 +33,7 @@ BatchTransformFn = Callable[[list[tuple[npt.NDArray[Any], pd.Series]]], list[Tra
 
 #: Labels for ML datasets: an obs column name, a DataFrame (``obs_id`` column or index), a dict
 #: ``obs_id -> label``, a callable ``obs_id -> label``, or None.
-LabelSource = Union[str, pd.DataFrame, dict[str, Any], Callable[[str], Any], None]
+LabelSource = str | pd.DataFrame | dict[str, Any] | Callable[[str], Any] | None
 
 
 def normalize_transform_result(result: Any) -> tuple[Any, dict[str, AttrValue]]:

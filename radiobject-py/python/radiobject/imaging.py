@@ -61,13 +61,20 @@ def _volume_from(cls: type[Volume], uri: str, image: dict[str, Any], ctx: Contex
     return cls.from_numpy(uri, data, ctx=ctx, metadata=meta)
 
 
-def volume_from_nifti(cls: type[Volume], uri: str, path: Any, ctx: Context | None = None, reorient: bool | str | None = None) -> Volume:
+def volume_from_nifti(
+    cls: type[Volume], uri: str, path: Any, ctx: Context | None = None, reorient: bool | str | None = None
+) -> Volume:
     """A new volume holding a NIfTI file's voxels, orientation and NIfTI header metadata."""
     return _volume_from(cls, uri, read_image(path, "nifti", reorient), ctx)
 
 
 def volume_from_dicom(
-    cls: type[Volume], uri: str, dicom_dir: Any, ctx: Context | None = None, reorient: bool | str | None = None, dtype: Any = None
+    cls: type[Volume],
+    uri: str,
+    dicom_dir: Any,
+    ctx: Context | None = None,
+    reorient: bool | str | None = None,
+    dtype: Any = None,
 ) -> Volume:
     """A new volume holding a DICOM series (CT in Hounsfield units); ``dtype`` casts the voxels."""
     return _volume_from(cls, uri, read_image(dicom_dir, "dicom", reorient), ctx, dtype)

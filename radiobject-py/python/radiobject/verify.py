@@ -71,7 +71,7 @@ class VerifyReport:
         )
         lines = [head] + [f"  warning: {w.location}: {w.message}" for w in self.warnings]
         if self.ok:
-            return "\n".join(lines + ["OK: no problem found"])
+            return "\n".join([*lines, "OK: no problem found"])
         lines.append(f"{len(self.problems)} problem(s):")
         lines += [f"  - {p.location}: {p.message}" for p in self.problems]
         return "\n".join(lines)

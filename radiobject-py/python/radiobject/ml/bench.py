@@ -81,7 +81,10 @@ def _factory_call(a: argparse.Namespace, s: Setting) -> str:
     colls = ", ".join(f"radi.{c}" if c.isidentifier() else f"radi.collection({c!r})" for c in a.collection)
     patch = _patch(a)
     if a.mask:
-        args = [f"image={colls}", f"mask=radi.{a.mask}" if a.mask.isidentifier() else f"mask=radi.collection({a.mask!r})"]
+        args = [
+            f"image={colls}",
+            f"mask=radi.{a.mask}" if a.mask.isidentifier() else f"mask=radi.collection({a.mask!r})",
+        ]
         fn = "create_segmentation_dataloader"
     else:
         args = [f"collections=[{colls}]"]
@@ -102,10 +105,10 @@ def _patch(a: argparse.Namespace) -> tuple[int, int, int] | None:
     if not a.patch:
         return None
     if len(a.patch) == 1:
-        return (a.patch[0],) * 3  # type: ignore[return-value]
+        return (a.patch[0],) * 3
     if len(a.patch) != 3:
         raise SystemExit("--patch takes one or three values")
-    return tuple(a.patch)  # type: ignore[return-value]
+    return tuple(a.patch)
 
 
 def measure(a: argparse.Namespace, s: Setting, seconds: float) -> dict[str, Any]:
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--batch-size and --seconds must be positive")
     settings = _settings(a)
     per = a.seconds / len(settings)
-    results = []
+    results: list[dict[str, Any]] = []
     for k, s in enumerate(settings, 1):
         print(f"[{k}/{len(settings)}] {s.label()} ...", file=sys.stderr, end="", flush=True)
         try:

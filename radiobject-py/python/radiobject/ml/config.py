@@ -50,7 +50,7 @@ def _patch_tuple(value: Any) -> tuple[int, int, int] | None:
         raise TypeError(f"patch_size must be an int or a tuple of 3 ints, got {value!r}") from e
     if len(out) != 3 or any(isinstance(v, bool) for v in value):
         raise ValueError(f"patch_size must have 3 values (x, y, z), got {value!r}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from radiobject._types import LabelSource
-from radiobject.ml.config import DatasetConfig, LoadingMode, SliceOrientation
+from radiobject.ctx import SliceOrientation
+from radiobject.ml.config import DatasetConfig, LoadingMode
 from radiobject.ml.datasets import SegmentationDataset, VolumeCollectionDataset
 from radiobject.ml.datasets._base import PlanDataset, _as_list
 from radiobject.ml.loader import EpochSampler, RadiObjectDataLoader, _threads
@@ -70,7 +71,9 @@ def preflight(collections: Sequence[VolumeCollection]) -> None:
         _VERIFIED[root] = report
 
 
-def _log(kind: str, ds: PlanDataset, loader: RadiObjectDataLoader, colls: Sequence[VolumeCollection], extra: str) -> None:
+def _log(
+    kind: str, ds: PlanDataset, loader: RadiObjectDataLoader, colls: Sequence[VolumeCollection], extra: str
+) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     import torch
@@ -173,7 +176,7 @@ def create_training_dataloader(
     if slice_orientation is not None:
         if patch_size is not None:
             raise ValueError("give either patch_size (3D patches) or slice_orientation (2D slices), not both")
-        config = DatasetConfig(loading_mode=LoadingMode.SLICE_2D, slice_orientation=slice_orientation)
+        config = DatasetConfig(loading_mode=LoadingMode.SLICE_2D, slice_orientation=SliceOrientation(slice_orientation))
     else:
         config = DatasetConfig(
             loading_mode=_mode(patch_size), patch_size=patch_size, patches_per_volume=patches_per_volume

@@ -240,7 +240,7 @@ class _NativeIter:
         result, _waited = got
         self._fill(self._loader.prefetch)  # keep `prefetch` batches reading during the step
         samples = self._ds._samples_from(result)
-        batch = self._loader.collate_fn(samples)  # type: ignore[misc]
+        batch = self._loader.collate_fn(samples)
         if self._loader.pin_memory and torch.cuda.is_available():
             batch = _pin_memory(batch)
         p = self._pass
@@ -382,7 +382,7 @@ class RadiObjectDataLoader(DataLoader):
 
     # ------------------------------------------------------------------ iteration
 
-    def __iter__(self) -> Any:  # type: ignore[override]
+    def __iter__(self) -> Any:
         if self.num_workers == 0:
             return _NativeIter(self)
         skipped = self._pending_skip_batches
