@@ -33,6 +33,17 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test tiers by fixture: a test using the S3 server is `s3`, one running the PyPI reference
+    package (the `peer` fixture) is `interop` (markers in pyproject.toml)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & {"s3_endpoint", "s3_slow_endpoint"}:
+            item.add_marker(pytest.mark.s3)
+        if "peer" in used:
+            item.add_marker(pytest.mark.interop)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_config():
     """Every test starts and ends with the default configuration."""
@@ -170,8 +181,10 @@ def run_peer(code: str, timeout: float = 300, **args) -> dict:
     """
     if not (PEER_PATH / "radiobject" / "__init__.py").exists():
         pytest.fail(f"the reference package is missing at {PEER_PATH} (bash scripts/setup.sh installs it)")
-    script = "import json, sys\nargs = json.loads(sys.argv[1])\n" + textwrap.dedent(code) + (
-        "\nprint('@@RESULT@@' + json.dumps(result))\n"
+    script = (
+        "import json, sys\nargs = json.loads(sys.argv[1])\n"
+        + textwrap.dedent(code)
+        + ("\nprint('@@RESULT@@' + json.dumps(result))\n")
     )
     env = dict(os.environ, PYTHONPATH=str(PEER_PATH))
     proc = subprocess.run(
@@ -184,7 +197,7 @@ def run_peer(code: str, timeout: float = 300, **args) -> dict:
     )
     if proc.returncode != 0:
         raise AssertionError(f"peer failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    line = [l for l in proc.stdout.splitlines() if l.startswith("@@RESULT@@")][-1]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@")][-1]
     return json.loads(line[len("@@RESULT@@") :])
 
 

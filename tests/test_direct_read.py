@@ -30,11 +30,15 @@ import pytest
 
 tiledb = pytest.importorskip("tiledb")
 
+import direct_arrays as da  # noqa: E402
+
 import radiobject as ro  # noqa: E402
 from radiobject import ReadConfig, TileDBStats, Volume  # noqa: E402
 from radiobject import _radiobject as rb  # noqa: E402
 
-import direct_arrays as da  # noqa: E402
+# every test compares with libtiledb read through the PyPI tiledb-py package; the generated arrays
+# alone take over a minute
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 TOOLS = da.tools_dir()
 NOT_IMPLEMENTED = "not implemented yet"
@@ -81,7 +85,9 @@ def direct_ctx() -> ro.Context:
 def _uri(gen: da.Generated, name: str) -> str:
     if name in da.ARRAYS_PEER and name not in gen.uris:
         if not da.peer_available():
-            pytest.skip(f"the RadiObject 0.1.1 peer is not installed at {da.PEER_PATH} (bash scripts/setup.sh installs it)")
+            pytest.skip(
+                f"the RadiObject 0.1.1 peer is not installed at {da.PEER_PATH} (bash scripts/setup.sh installs it)"
+            )
         pytest.fail(f"the peer generator failed: {gen.peer_error}")
     assert name in gen.uris, f"{name} was not generated (have {sorted(gen.uris)})"
     return gen.uris[name]
@@ -262,13 +268,18 @@ def test_random_array_equals_libtiledb(random_arrays, direct_ctx, reference, spe
     uri = random_arrays[spec.name]
     da.assert_same(_direct(uri, direct_ctx), da.tiledb_read(uri, "voxels"), f"{spec.id} whole")
     for i, box in enumerate(da.random_boxes([(0, n) for n in spec.shape], spec.extents, 8, seed=spec.seed)):
-        da.assert_same(_direct(uri, direct_ctx, region=box), da.tiledb_read(uri, "voxels", box), f"{spec.id} region #{i} {box}")
+        da.assert_same(
+            _direct(uri, direct_ctx, region=box), da.tiledb_read(uri, "voxels", box), f"{spec.id} region #{i} {box}"
+        )
     if len(spec.writes) > 1:
         stamps = reference.all_commit_timestamps(uri)
         assert {1_000_000 + 1000 * k for k in range(len(spec.writes))} <= set(stamps), stamps
         for t in stamps:
-            da.assert_same(_direct(uri, direct_ctx, timestamp_ms=t), da.tiledb_read(uri, "voxels", timestamp=t),
-                           f"{spec.id} as of t={t}")
+            da.assert_same(
+                _direct(uri, direct_ctx, timestamp_ms=t),
+                da.tiledb_read(uri, "voxels", timestamp=t),
+                f"{spec.id} as of t={t}",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,8 +337,10 @@ def test_volume_of_a_current_domain_array_reads_regions(direct_generated):
     ctx = _ctx(tile_cache_size_mb=256)
     with TileDBStats(ctx) as s:
         vol = Volume(uri, ctx=ctx)
-        for i, box in enumerate(da.random_boxes(da.CURRENT_DOMAIN["current_domain"], [32, 32, 32], 6, seed=11)):
-            da.assert_same(np.ascontiguousarray(vol.read(box)), da.tiledb_read(uri, "voxels", box), f"current_domain {box}")
+        for _i, box in enumerate(da.random_boxes(da.CURRENT_DOMAIN["current_domain"], [32, 32, 32], 6, seed=11)):
+            da.assert_same(
+                np.ascontiguousarray(vol.read(box)), da.tiledb_read(uri, "voxels", box), f"current_domain {box}"
+            )
     c = s.all_counters()
     assert c.get("RadiObject.Direct.volumes", 0) >= 1 and c.get("RadiObject.Direct.fallbacks", 0) == 0, c
 
@@ -347,7 +360,9 @@ def test_volume_of_a_nullable_array_never_reads_directly(direct_generated):
     assert c.get("RadiObject.Direct.volumes", 0) == 0 and c.get("RadiObject.Direct.tiles", 0) == 0, c
     if got is not None:
         assert c.get("RadiObject.Direct.fallback.nullable_or_var", 0) == 1, c
-        da.assert_same(np.ascontiguousarray(got), np.ma.getdata(da.tiledb_read(uri, "voxels")), "nullable through libtiledb")
+        da.assert_same(
+            np.ascontiguousarray(got), np.ma.getdata(da.tiledb_read(uri, "voxels")), "nullable through libtiledb"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,9 +454,14 @@ def test_fault_flipped_byte_under_a_checksum(tmp_path, pipeline):
     }
     uri = tmp_path / "checksummed"
     dims = [tiledb.Dim(name=n, domain=(0, s - 1), tile=16, dtype=np.int32) for n, s in zip("xyz", (40, 30, 20))]
-    tiledb.Array.create(str(uri), tiledb.ArraySchema(
-        domain=tiledb.Domain(*dims), sparse=False,
-        attrs=[tiledb.Attr(name="voxels", dtype=np.float32, filters=tiledb.FilterList(pipes[pipeline](tiledb)))]))
+    tiledb.Array.create(
+        str(uri),
+        tiledb.ArraySchema(
+            domain=tiledb.Domain(*dims),
+            sparse=False,
+            attrs=[tiledb.Attr(name="voxels", dtype=np.float32, filters=tiledb.FilterList(pipes[pipeline](tiledb)))],
+        ),
+    )
     data = np.random.default_rng(3).normal(size=(40, 30, 20)).astype(np.float32)
     with tiledb.open(str(uri), "w") as A:
         A[:] = data
@@ -493,7 +513,8 @@ def test_fault_data_file_deleted_under_an_open_volume(direct_generated, tmp_path
 
 
 @pytest.mark.parametrize(
-    "where", ["footer_version", "schema_name", "ned", "file_size_short", "file_size_long", "tile_offsets_gzip", "footer_end"]
+    "where",
+    ["footer_version", "schema_name", "ned", "file_size_short", "file_size_long", "tile_offsets_gzip", "footer_end"],
 )
 def test_fault_garbage_fragment_metadata(direct_generated, tmp_path, where):
     """Garbage in a fragment's metadata file: a typed error (or a refusal from ``direct_read``), or
@@ -548,7 +569,9 @@ def test_fault_garbage_fragment_metadata(direct_generated, tmp_path, where):
     for key, r in res.items():
         if r["exc"] is None:
             assert r["equal"], f"{key}: garbage at byte {at} of {meta.name} ({where}) gave other voxels than libtiledb"
-        elif key.startswith("direct"):  # a refusal, corrupt data, or a storage error (e.g. a garbled schema name not found)
+        elif key.startswith(
+            "direct"
+        ):  # a refusal, corrupt data, or a storage error (e.g. a garbled schema name not found)
             assert r["exc"] == "InvalidArgumentError" or "StorageError" in r["mro"], f"{where}: {r}"
         else:
             assert "RadiObjectError" in r["mro"], f"{key}: untyped error {r}"

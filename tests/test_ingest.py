@@ -67,7 +67,17 @@ def test_from_images_nifti_and_dicom_with_obs_meta(tmp_path, nifti_dir):
         assert json.loads(vol.metadata["orientation_affine"]) == src.affine.tolist()
     obs = t1.obs
     assert list(obs.columns[:2]) == ["obs_subject_id", "obs_id"]
-    for col in ["series_type", "voxel_spacing", "dimensions", "datatype", "bitpix", "scl_slope", "axcodes", "affine_json", "source_path"]:
+    for col in [
+        "series_type",
+        "voxel_spacing",
+        "dimensions",
+        "datatype",
+        "bitpix",
+        "scl_slope",
+        "axcodes",
+        "affine_json",
+        "source_path",
+    ]:
         assert col in obs.columns, col
     assert obs["voxel_spacing"].iloc[0] == "(1.5, 1.5, 2.0)" and obs["dimensions"].iloc[0] == "(20, 18, 12)"
     meta = radi.obs_meta.set_index("obs_subject_id")
@@ -145,6 +155,7 @@ def _fragments(uri: Path) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_phantom):
     src = tmp_path / "imgs"
@@ -163,7 +174,11 @@ def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_ph
         # after its voxels: a volume with metadata is finished
         if not volumes.exists():
             return set()
-        return {v.name for v in volumes.iterdir() if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir())}
+        return {
+            v.name
+            for v in volumes.iterdir()
+            if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir())
+        }
 
     def committed() -> int:
         return len(finished_volumes())
@@ -188,7 +203,10 @@ def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_ph
     # ... and verify refuses it: the finished volumes are on disk but not registered
     report = verify(str(uri))
     assert not report.ok
-    assert any("volume directories not registered" in str(p) or "volume directory not registered" in str(p) for p in report.problems), report
+    assert any(
+        "volume directories not registered" in str(p) or "volume directory not registered" in str(p)
+        for p in report.problems
+    ), report
     # run again: finishes, skips what was done, rewrites nothing finished
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -209,13 +227,16 @@ def test_sigkill_then_rerun_finishes_every_volume_exactly_once(tmp_path, make_ph
     assert info["manifest_sources"] == n
     # a third run has nothing to do
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert third.returncode == 0 and f"ingested 0 volume(s)" in third.stderr
+    assert third.returncode == 0 and "ingested 0 volume(s)" in third.stderr
     assert len(ro.RadiObject(str(uri)).collection("T1w")) == n
 
 
+@pytest.mark.slow
 def test_cli_verify_reports_damage_and_info(tmp_path, nifti_dir):
     uri = tmp_path / "ds"
-    ok = subprocess.run([str(BIN), "ingest", str(uri), "-i", f"T1w={nifti_dir}", "--no-progress"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [str(BIN), "ingest", str(uri), "-i", f"T1w={nifti_dir}", "--no-progress"], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert "OK: no problem found" in ok.stdout
     info = json.loads(subprocess.run([str(BIN), "info", str(uri), "--json"], capture_output=True, text=True).stdout)
@@ -250,7 +271,10 @@ def test_cli_help_is_followable():
 
 def test_the_reference_reads_an_ingested_dataset(tmp_path, nifti_dir, peer):
     uri = str(tmp_path / "ds")
-    from_images(uri, images={"T1w": str(nifti_dir), "mask": [(str(p), p.name.split(".")[0]) for p in sorted(nifti_dir.iterdir())]})
+    from_images(
+        uri,
+        images={"T1w": str(nifti_dir), "mask": [(str(p), p.name.split(".")[0]) for p in sorted(nifti_dir.iterdir())]},
+    )
     res = peer(
         """
 from radiobject import RadiObject

@@ -10,6 +10,8 @@ import tiledb
 import radiobject as ro
 from radiobject import Volume
 
+pytestmark = pytest.mark.interop
+
 PEER_READ = """
 import numpy as np
 from radiobject import Volume
@@ -25,6 +27,7 @@ result = out
 """
 
 
+@pytest.mark.slow
 def test_volumes_we_write_read_equal_in_the_reference(tmp_uri, tmp_path, peer, make_phantom):
     cases = [
         ((20, 16, 12), np.float32, "axial"),
@@ -64,6 +67,7 @@ result = {"shape": list(v.shape)}
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("orientation", ["axial", "isotropic", "coronal"])
 def test_volumes_the_reference_writes_read_equal_in_ours(tmp_uri, tmp_path, peer, make_phantom, orientation):
     data = make_phantom((70, 66, 40), np.int16)  # several tiles in every orientation
@@ -75,7 +79,11 @@ def test_volumes_the_reference_writes_read_equal_in_ours(tmp_uri, tmp_path, peer
     assert vol._native.cell_order == "row-major"  # the reference's layout
     assert vol.obs_id == "sub-07_CT" and vol.tile_orientation.value == orientation
     np.testing.assert_array_equal(vol.to_numpy(), data)
-    for key in [(slice(3, 67), slice(1, 65), slice(5, 37)), (slice(None), slice(None), 17), (5, slice(None), slice(None))]:
+    for key in [
+        (slice(3, 67), slice(1, 65), slice(5, 37)),
+        (slice(None), slice(None), 17),
+        (5, slice(None), slice(None)),
+    ]:
         np.testing.assert_array_equal(vol[key], data[key])  # cold (cache misses)
         np.testing.assert_array_equal(vol[key], data[key])  # warm (cache hits)
 

@@ -77,6 +77,7 @@ def _bench_args(uri: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_bench_loader_prints_the_best_setting_as_code(tmp_path):
     pytest.importorskip("torch")
@@ -90,7 +91,7 @@ def test_bench_loader_prints_the_best_setting_as_code(tmp_path):
     assert "[4/4] threads=2 prefetch=1 num_workers=0" in proc.stderr  # progress lines
     out = proc.stdout
     assert "Best: threads=" in out and "samples/s" in out
-    code = out[out.index("from radiobject import"):]
+    code = out[out.index("from radiobject import") :]
     assert "configure(read=ReadConfig(max_workers=" in code
     assert "create_training_dataloader(collections=[radi.T1w, radi.FLAIR]" in code
     # the pasted code runs as it is
@@ -100,6 +101,7 @@ def test_bench_loader_prints_the_best_setting_as_code(tmp_path):
     assert run.stdout.strip().endswith("2")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_native_command_runs_bench_loader_through_python(tmp_path):
     exe = shutil.which("radiobject", path=str(ROOT / ".venv" / "bin"))

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, phantom
 
 import radiobject as ro
 from radiobject.ctx import WriteConfig
 from radiobject.writers import RadiObjectWriter
 
-from conftest import ROOT, phantom
+pytestmark = pytest.mark.slow  # each scenario starts Python processes that import torch
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -198,7 +199,7 @@ def _corrupt_volume(uri: str, collection: str, index: int) -> str:
 # 1. Resume after SIGKILL (part 5)
 # ------------------------------------------------------------------------------------------------
 
-RESUME = r'''
+RESUME = r"""
 from radiobject.ml import create_training_dataloader
 
 radi = ro.RadiObject(ARGS["uri"])
@@ -252,7 +253,7 @@ elif mode == "resume":
                          "counters": dict(L.dataset._plan.counters()) if nw == 0 else None}
         out[str(nw)] = {"passes": passes, "first": first}
     result(out)
-'''
+"""
 
 
 def test_resume_after_sigkill_continues_with_the_same_batches_without_reading_skipped_ones(small_uri, tmp_path):
@@ -311,7 +312,7 @@ def test_resume_after_sigkill_continues_with_the_same_batches_without_reading_sk
 # 2. torchrun, two ranks (part 8)
 # ------------------------------------------------------------------------------------------------
 
-DISTRIBUTED = r'''
+DISTRIBUTED = r"""
 import torch
 import torch.distributed as dist
 from torch.utils.data.distributed import DistributedSampler
@@ -351,7 +352,7 @@ with open(os.path.join(ARGS["out"], f"rank{rank}.json"), "w") as f:
     json.dump(out, f)
 dist.barrier()
 dist.destroy_process_group()
-'''
+"""
 
 
 def _torchrun(script: Path, args: dict, timeout: float) -> list[dict]:
@@ -510,7 +511,7 @@ def test_worker_processes_give_the_same_batches_with_their_own_context_and_threa
 # 4. Robustness (part 3)
 # ------------------------------------------------------------------------------------------------
 
-ROBUST = r'''
+ROBUST = r"""
 from radiobject.exceptions import RadiObjectError
 from radiobject.ml import create_training_dataloader, create_validation_dataloader
 
@@ -576,7 +577,7 @@ report["after_errors"] = settle(base)
 report["after_errors_same"] = [batch_hash(b) for b in make()] == ref
 report["final_threads"] = sorted(set(threads()))
 result(report)
-'''
+"""
 
 
 def test_errors_break_del_and_corrupt_volumes_neither_hang_nor_leak_threads(small_uri, tmp_path):
@@ -602,7 +603,7 @@ def test_errors_break_del_and_corrupt_volumes_neither_hang_nor_leak_threads(smal
             assert err["is_radiobject_error"], err
 
 
-EXIT = r'''
+EXIT = r"""
 from radiobject.ml import create_training_dataloader
 
 radi = ro.RadiObject(ARGS["uri"])
@@ -616,7 +617,7 @@ if ARGS["how"] == "sys.exit":
 if ARGS["how"] == "raise":
     raise RuntimeError("stop")
 # "return": fall off the end with the iterator alive
-'''
+"""
 
 
 def test_interpreter_exit_while_prefetching_does_not_hang(big_uri, tmp_path):
@@ -635,7 +636,7 @@ def test_interpreter_exit_while_prefetching_does_not_hang(big_uri, tmp_path):
 # 5. Peak RSS (part 3)
 # ------------------------------------------------------------------------------------------------
 
-RSS = r'''
+RSS = r"""
 import resource
 from radiobject import _radiobject as _rb
 from radiobject.ml import create_training_dataloader
@@ -667,7 +668,7 @@ for _ in range(2):
         n += 1
 result({"base": base, "peak": maxrss(), "batch_bytes": batch_bytes, "batches": n, "len": len(L),
         "cache": list(ro.get_tiledb_ctx().cache_info()), "tile_bytes": int(scope.cache_stats()[2])})
-'''
+"""
 
 
 MODES = {
@@ -686,7 +687,7 @@ def test_peak_rss_is_bounded_by_cache_and_prefetched_batches(big_uri, tmp_path):
         args = {"uri": big_uri, "patch": patch, "batch": batch, "prefetch": prefetch, "cache_mb": cache_mb}
         procs[mode] = _start(script, args)
     mib = 2**20
-    for mode, (patch, batch, prefetch, cache_mb) in MODES.items():
+    for mode, (_patch, _batch, prefetch, cache_mb) in MODES.items():
         r = _result(*_finish(procs[mode], 180, f"{mode} RSS run"), f"{mode} RSS run")
         assert r["batches"] == 3 * r["len"]
         streamed = max(r["batches"] * r["batch_bytes"], r["tile_bytes"])

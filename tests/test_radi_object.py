@@ -65,7 +65,9 @@ def test_basics(radi):
     assert radi.index.name == "obs_subject_id" and radi.index.get_index("s3") == 2
     assert isinstance(radi.T1w, VolumeCollection) and radi.T1w is radi.collection("T1w")  # opened once
     assert len(radi.seg) == 3 and radi.seg.obs_ids == ["s1_seg", "s2_seg_a", "s2_seg_b"]
-    assert sorted(radi.all_obs_ids) == sorted(["s1_T1w", "s2_T1w", "s3_T1w", "s4_T1w", "s1_seg", "s2_seg_a", "s2_seg_b"])
+    assert sorted(radi.all_obs_ids) == sorted(
+        ["s1_T1w", "s2_T1w", "s3_T1w", "s4_T1w", "s1_seg", "s2_seg_a", "s2_seg_b"]
+    )
     assert value_of(radi.get_volume("s2_seg_a")) == 13 and value_of(radi.get_volume("s4_T1w")) == 4
     with pytest.raises(KeyError):
         radi.get_volume("nope")
@@ -97,7 +99,12 @@ def test_views_filter_collections(radi):
     assert view.is_view and view.uri is None and len(view) == 2 and view.obs_subject_ids == ["s2", "s3"]
     assert view.T1w.obs_ids == ["s2_T1w", "s3_T1w"] and view.collection("seg").obs_ids == ["s2_seg_a", "s2_seg_b"]
     assert [value_of(v) for v in view.T1w] == [2, 3] and len(view.seg) == 2
-    assert view.obs_meta["obs_subject_id"].tolist() == ["s2", "s3"] and set(view.all_obs_ids) == {"s2_T1w", "s3_T1w", "s2_seg_a", "s2_seg_b"}
+    assert view.obs_meta["obs_subject_id"].tolist() == ["s2", "s3"] and set(view.all_obs_ids) == {
+        "s2_T1w",
+        "s3_T1w",
+        "s2_seg_a",
+        "s2_seg_b",
+    }
     assert view.T1w.is_view and view.T1w.loc["s3_T1w"].obs_id == "s3_T1w"
     with pytest.raises(KeyError):
         view.T1w.loc["s1_T1w"]
@@ -113,7 +120,9 @@ def test_one_filter_grammar_for_objects_and_views(radi):
     expr = "diagnosis == 'tumor' and weight > 60"
     assert radi.filter(expr).obs_subject_ids == ["s2"]
     assert radi.iloc[:].filter(expr).obs_subject_ids == ["s2"]
-    assert radi.head(3).filter("age < 45 or diagnosis.isna()", ).obs_subject_ids == ["s1"]
+    assert radi.head(3).filter(
+        "age < 45 or diagnosis.isna()",
+    ).obs_subject_ids == ["s1"]
     assert radi.filter("diagnosis.isna()").obs_subject_ids == ["s4"]
     assert radi.filter("age > 40").filter("age < 55").obs_subject_ids == ["s2"]  # views of views
     with pytest.raises(KeyError):
@@ -147,8 +156,12 @@ def test_selections(radi):
         radi.select_collections(["nope"])
     assert both.copy().is_view and both.copy().obs_subject_ids == both.obs_subject_ids
     view = radi.head(2)
-    for op in (lambda: view.validate(), lambda: view.rename_collection("seg", "x"),
-               lambda: view.add_collection("x", radi.seg), lambda: view.append({"T1w": [(vol(1), "x", "x")]})):
+    for op in (
+        lambda: view.validate(),
+        lambda: view.rename_collection("seg", "x"),
+        lambda: view.add_collection("x", radi.seg),
+        lambda: view.append({"T1w": [(vol(1), "x", "x")]}),
+    ):
         with pytest.raises(ViewError):
             op()
 
@@ -176,7 +189,9 @@ def test_write_a_view_keeps_obs_ids(radi, tmp_uri):
 
 def test_append_with_user_columns(radi):
     # defect 3: the reference crashed with KeyError when obs_meta/obs had user columns
-    new_meta = pd.DataFrame({"obs_subject_id": ["s0", "s5", "s1"], "age": [20, 70, 99], "diagnosis": ["x", "y", "ignored"]})
+    new_meta = pd.DataFrame(
+        {"obs_subject_id": ["s0", "s5", "s1"], "age": [20, 70, 99], "diagnosis": ["x", "y", "ignored"]}
+    )
     radi.append(
         {
             "T1w": [(vol(0), "s0_T1w", "s0", {"qc": "pass"}), (vol(5), "s5_T1w", "s5")],
@@ -280,7 +295,9 @@ def test_rename_collection_keeps_it_reachable(radi, tmp_uri):
 def test_validate_finds_problems(radi):
     radi.validate()
     # obs_ids of a subject out of date
-    radi.obs_meta_dataframe.update(pd.DataFrame({"obs_subject_id": ["s1"], "obs_id": ["s1"], "obs_ids": ['["s1_T1w"]']}))
+    radi.obs_meta_dataframe.update(
+        pd.DataFrame({"obs_subject_id": ["s1"], "obs_id": ["s1"], "obs_ids": ['["s1_T1w"]']})
+    )
     with pytest.raises(AlignmentError, match="obs_ids of subject 's1'"):
         RadiObject(radi.uri).validate()
 
@@ -299,7 +316,9 @@ def test_from_collections(radi, tmp_uri):
     uri = tmp_uri("fc")
     out = RadiObject.from_collections(uri, {"anat": radi.T1w, "lesion": radi.seg.uri})
     assert set(out.collection_names) == {"anat", "lesion"} and out.obs_subject_ids == ["s1", "s2", "s3", "s4"]
-    assert out.anat.obs_ids == radi.T1w.obs_ids and out.anat.name == "anat" and value_of(out.lesion.loc["s2_seg_a"]) == 13
+    assert (
+        out.anat.obs_ids == radi.T1w.obs_ids and out.anat.name == "anat" and value_of(out.lesion.loc["s2_seg_a"]) == 13
+    )
     out.validate()
     # obs_meta must cover every subject; nothing is written otherwise
     bad = tmp_uri("bad")
@@ -312,7 +331,9 @@ def test_from_collections(radi, tmp_uri):
     uri2 = tmp_uri("fc2")
     radi.T1w.map(lambda d, r: d + 1).write(f"{uri2}/collections/T1w")
     out2 = RadiObject.from_collections(
-        uri2, {"T1w": f"{uri2}/collections/T1w", "seg": radi.seg.head(2)}, obs_meta=radi.obs_meta.drop(columns=["obs_ids"])
+        uri2,
+        {"T1w": f"{uri2}/collections/T1w", "seg": radi.seg.head(2)},
+        obs_meta=radi.obs_meta.drop(columns=["obs_ids"]),
     )
     assert out2.seg.obs_ids == ["s1_seg", "s2_seg_a"] and value_of(out2.T1w.loc["s2_T1w"]) == pytest.approx(2.01)
     assert out2.obs_meta.set_index("obs_subject_id").loc["s3", "age"] == 60
@@ -392,6 +413,7 @@ result = {"ok": True}
 """
 
 
+@pytest.mark.slow
 def test_reference_datasets_written_out_of_order_read_right(tmp_uri, peer):
     uri = tmp_uri("peer")
     peer(PEER_WRITE, uri=uri)
@@ -414,6 +436,7 @@ result = {"ok": True}
 """
 
 
+@pytest.mark.slow
 def test_reference_nifti_datasets_read_right(tmp_uri, tmp_path, peer):
     import nibabel as nib
 

@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import S3_BUCKET, phantom, s3_config
+from direct_arrays import run_isolated
 
 import radiobject as ro
 from radiobject import TileDBStats, Volume
 from radiobject.parallel import read_regions
-
-from conftest import S3_BUCKET, phantom, s3_config
-from direct_arrays import run_isolated
 
 pytestmark = pytest.mark.s3
 
@@ -60,7 +59,9 @@ def assert_bitwise(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
     g, w = _bits(got), _bits(want)
     if not np.array_equal(g, w):
         bad = np.argwhere(g != w)
-        raise AssertionError(f"{what}: {len(bad)} voxels differ, first at {tuple(bad[0])}: {got[tuple(bad[0])]!r} != {want[tuple(bad[0])]!r}")
+        raise AssertionError(
+            f"{what}: {len(bad)} voxels differ, first at {tuple(bad[0])}: {got[tuple(bad[0])]!r} != {want[tuple(bad[0])]!r}"
+        )
 
 
 def counters(stats: TileDBStats) -> dict[str, int]:
@@ -79,16 +80,16 @@ def _source(shape, dtype, seed) -> np.ndarray:
     if dt.kind == "f":
         a = (rng.normal(0, 100, shape)).astype(dt)
         flat = a.reshape(-1)
-        flat[:: 97] = 0.0
-        flat[1 :: 97] = -0.0
-        flat[2 :: 389] = np.nan
-        flat[3 :: 389] = np.inf
-        flat[4 :: 389] = -np.inf
-        flat[5 :: 211] = np.finfo(dt).tiny / 4  # subnormal
+        flat[::97] = 0.0
+        flat[1::97] = -0.0
+        flat[2::389] = np.nan
+        flat[3::389] = np.inf
+        flat[4::389] = -np.inf
+        flat[5::211] = np.finfo(dt).tiny / 4  # subnormal
         return a
     info = np.iinfo(dt)
     a = rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
-    a.reshape(-1)[:: 53] = 0  # runs the compressors see
+    a.reshape(-1)[::53] = 0  # runs the compressors see
     return a
 
 
@@ -96,19 +97,38 @@ def _source(shape, dtype, seed) -> np.ndarray:
 CASES = {
     "f32_iso64_partial": (np.float32, (70, 66, 40), ro.WriteConfig(tile={"orientation": "isotropic"}), False),
     "i16_axial": (np.int16, (48, 40, 24), ro.WriteConfig(tile={"orientation": "axial"}), False),
-    "u8_iso16": (np.uint8, (40, 36, 20), ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16}), True),
+    "u8_iso16": (
+        np.uint8,
+        (40, 36, 20),
+        ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16}),
+        True,
+    ),
     "f64_coronal_lz4": (
-        np.float64, (30, 28, 26),
-        ro.WriteConfig(tile={"orientation": "coronal"}, compression={"algorithm": "lz4", "level": 1}), False,
+        np.float64,
+        (30, 28, 26),
+        ro.WriteConfig(tile={"orientation": "coronal"}, compression={"algorithm": "lz4", "level": 1}),
+        False,
     ),
     "i32_sagittal_nocomp": (
-        np.int32, (20, 24, 18), ro.WriteConfig(tile={"orientation": "sagittal"}, compression={"algorithm": "none"}), True,
+        np.int32,
+        (20, 24, 18),
+        ro.WriteConfig(tile={"orientation": "sagittal"}, compression={"algorithm": "none"}),
+        True,
     ),
     "i64_iso_gzip": (
-        np.int64, (26, 22, 19),
-        ro.WriteConfig(tile={"orientation": "isotropic", "x": 8, "y": 8, "z": 8}, compression={"algorithm": "gzip", "level": 5}), False,
+        np.int64,
+        (26, 22, 19),
+        ro.WriteConfig(
+            tile={"orientation": "isotropic", "x": 8, "y": 8, "z": 8}, compression={"algorithm": "gzip", "level": 5}
+        ),
+        False,
     ),
-    "f32_4d_iso": (np.float32, (24, 20, 16, 3), ro.WriteConfig(tile={"orientation": "isotropic", "x": 8, "y": 8, "z": 8}), False),
+    "f32_4d_iso": (
+        np.float32,
+        (24, 20, 16, 3),
+        ro.WriteConfig(tile={"orientation": "isotropic", "x": 8, "y": 8, "z": 8}),
+        False,
+    ),
 }
 
 
@@ -200,7 +220,9 @@ def test_volume_written_through_libtiledb_context_reads_directly(s3_endpoint, s3
     writer = _ctx(s3_endpoint, direct_reads=False)
     data = _source((64, 48, 40), np.float32, seed=11)
     uri = s3_uri("written_by_libtiledb")
-    vol = Volume.from_numpy(uri, data, ctx=writer, write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16}))
+    vol = Volume.from_numpy(
+        uri, data, ctx=writer, write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16})
+    )
     patch = _source((20, 10, 9), np.float32, seed=12)
     vol.write(patch, [(10, 30), (5, 15), (3, 12)])  # a second fragment, not tile-aligned
     data[10:30, 5:15, 3:12] = patch
@@ -263,7 +285,9 @@ def test_radi_object_on_s3_reads_directly(s3_endpoint, s3_uri):
         for k, sid in enumerate(sids)
     }
     uri = s3_uri("radi")
-    with RadiObjectWriter(uri, ctx=_ctx(s3_endpoint), write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16})) as w:
+    with RadiObjectWriter(
+        uri, ctx=_ctx(s3_endpoint), write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16})
+    ) as w:
         for mod in ("T1w", "FLAIR"):
             with w.add_collection(mod, shape=shape) as cw:
                 for sid in sids:
@@ -282,7 +306,9 @@ def test_radi_object_on_s3_reads_directly(s3_endpoint, s3_uri):
                 for sid in sids:
                     vol = coll.loc[f"{sid}_{mod}"]
                     assert_bitwise(vol.to_numpy(), data[(mod, sid)], f"{label} {mod} {sid}")
-                    assert_bitwise(vol[3:30, 5:21, 9:27], data[(mod, sid)][3:30, 5:21, 9:27], f"{label} {mod} {sid} region")
+                    assert_bitwise(
+                        vol[3:30, 5:21, 9:27], data[(mod, sid)][3:30, 5:21, 9:27], f"{label} {mod} {sid} region"
+                    )
             ds = VolumeCollectionDataset(
                 [radi.T1w, radi.FLAIR],
                 config=DatasetConfig(loading_mode=LoadingMode.PATCH, patch_size=(16, 20, 12), patches_per_volume=2),
@@ -290,7 +316,11 @@ def test_radi_object_on_s3_reads_directly(s3_endpoint, s3_uri):
             )
             items = ds.__getitems__(list(range(len(ds))))
         c = counters(s)
-        images = np.asarray(items["image"]) if isinstance(items, dict) else np.stack([np.asarray(it["image"]) for it in items])
+        images = (
+            np.asarray(items["image"])
+            if isinstance(items, dict)
+            else np.stack([np.asarray(it["image"]) for it in items])
+        )
         starts = items["patch_start"] if isinstance(items, dict) else [it["patch_start"] for it in items]
         idxs = items["idx"] if isinstance(items, dict) else [it["idx"] for it in items]
         for k, (img, start, idx) in enumerate(zip(images, starts, idxs)):
@@ -358,6 +388,7 @@ def _timed_batch(ctx: ro.Context, uris: list[str], batch) -> tuple[float, dict[s
     return wall, counters(s), out
 
 
+@pytest.mark.slow
 def test_cold_batch_behind_50ms_latency_overlaps_requests(latency_data, s3_endpoint, s3_slow_endpoint):
     """The issue's scenario with the default configuration: 32 cold 64^3 regions (8 tiles each)
     from 8 volumes, on local disk, on S3 and on S3 with 50 ms per request."""
@@ -365,7 +396,7 @@ def test_cold_batch_behind_50ms_latency_overlaps_requests(latency_data, s3_endpo
     batch = latency_batch()
 
     _timed_batch(ro.Context(ro.RadiObjectConfig()), local_uris, batch)  # warm-up: threads, page cache
-    local_s, local_c, local_out = _timed_batch(ro.Context(ro.RadiObjectConfig()), local_uris, batch)
+    local_s, _local_c, local_out = _timed_batch(ro.Context(ro.RadiObjectConfig()), local_uris, batch)
     fast_s, fast_c, fast_out = _timed_batch(_ctx(s3_endpoint), s3_uris, batch)
     slow_s, slow_c, slow_out = _timed_batch(_ctx(s3_slow_endpoint), s3_uris, batch)
     lib_s, lib_c, lib_out = _timed_batch(_ctx(s3_slow_endpoint, direct_reads=False), s3_uris, batch)
@@ -459,7 +490,12 @@ def test_compressed_tier_serves_the_second_pass(s3_endpoint, s3_uri, tile_cache_
     # Regions covering every tile (8 tiles of 32^3 x 4 B = 128 KiB each): the whole volume in two
     # halves (so the reads take the region path, not the whole-volume one), one across 8 tiles,
     # and one inside a single tile (with a 1 MiB tile cache that one goes through the cache).
-    regions = [[(0, 64), (0, 64), (0, 32)], [(0, 64), (0, 64), (32, 64)], [(5, 40), (30, 34), (10, 50)], [(2, 10), (2, 10), (2, 10)]]
+    regions = [
+        [(0, 64), (0, 64), (0, 32)],
+        [(0, 64), (0, 64), (32, 64)],
+        [(5, 40), (30, 34), (10, 50)],
+        [(2, 10), (2, 10), (2, 10)],
+    ]
     tiles_of = lambda r: int(np.prod([(b - 1) // 32 - a // 32 + 1 for a, b in r]))  # noqa: E731
     tiles_per_pass = 3 * sum(tiles_of(r) for r in regions)
 
@@ -616,7 +652,12 @@ def _fault_volume(s3_endpoint, s3_uri, tmp_path, name):
     pytest.importorskip("boto3")
     data = _source((64, 64, 32), np.float32, seed=31)
     uri = s3_uri(name)
-    Volume.from_numpy(uri, data, ctx=_ctx(s3_endpoint), write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16}))
+    Volume.from_numpy(
+        uri,
+        data,
+        ctx=_ctx(s3_endpoint),
+        write=ro.WriteConfig(tile={"orientation": "isotropic", "x": 16, "y": 16, "z": 16}),
+    )
     npy = tmp_path / "data.npy"
     np.save(npy, data)
     return uri, npy

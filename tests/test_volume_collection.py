@@ -129,7 +129,9 @@ def test_views_filter_head_tail_sample_groupby(coll):
     assert passed.obs_ids == ["s1_T1w_a", "s2_T1w", "s3_T1w"] and passed.obs["qc"].unique().tolist() == ["pass"]
     assert passed.filter("age >= 50").obs_ids == ["s2_T1w", "s3_T1w"]  # views of views
     assert passed.filter("snr > 100").obs_ids == [] and len(passed.filter("snr > 100").obs) == 0
-    assert coll.head(2).obs_ids == SORTED[:2] and coll.tail(2).obs_ids == SORTED[-2:] and coll.head(99).obs_ids == SORTED
+    assert (
+        coll.head(2).obs_ids == SORTED[:2] and coll.tail(2).obs_ids == SORTED[-2:] and coll.head(99).obs_ids == SORTED
+    )
     assert passed.head(1).obs_ids == ["s1_T1w_a"] and passed.tail(1).obs_ids == ["s3_T1w"]
     a, b = coll.sample(3, seed=7), coll.sample(3, seed=7)
     assert a.obs_ids == b.obs_ids and len(a) == 3 and set(a.obs_ids) <= set(SORTED)
@@ -213,7 +215,11 @@ def test_append_keeps_user_columns_and_the_mapping(coll):
         assert coll.obs_ids == ["a0_T1w", *SORTED, "s9_T1w"] and len(coll) == 7
         obs = coll.obs.set_index("obs_id")
         assert obs.loc["s3_T1w", "qc"] == "pass" and obs.loc["s3_T1w", "snr"] == 31.0 and obs.loc["s3_T1w", "age"] == 60
-        assert obs.loc["a0_T1w", "batch"] == 2 and pd.isna(obs.loc["s3_T1w", "batch"]) and pd.isna(obs.loc["s9_T1w", "age"])
+        assert (
+            obs.loc["a0_T1w", "batch"] == 2
+            and pd.isna(obs.loc["s3_T1w", "batch"])
+            and pd.isna(obs.loc["s9_T1w", "age"])
+        )
         for oid in coll.obs_ids:
             assert_right_volume(coll.loc[oid], oid)
         again = VolumeCollection(coll.uri)
@@ -325,6 +331,7 @@ result = {"ok": True}
 """
 
 
+@pytest.mark.slow
 def test_collections_the_reference_writes_out_of_order_read_right(tmp_uri, peer):
     uri = tmp_uri("peer")
     rows = [("b", 2.0), ("a", 1.0), ("c", 3.0)]
@@ -351,6 +358,7 @@ vc.validate()
 """
 
 
+@pytest.mark.slow
 def test_the_reference_reads_our_collections_after_an_append(coll, peer):
     coll.append([(vol(7), "a0_T1w", "a0", {"qc": "pass"})])
     got = peer(PEER_READ_COLLECTION, uri=coll.uri)
@@ -366,6 +374,7 @@ result = {"ok": True}
 """
 
 
+@pytest.mark.slow
 def test_reference_nifti_collections_read_right(tmp_uri, tmp_path, peer):
     import nibabel as nib
 
@@ -396,11 +405,12 @@ def test_pickles_as_a_recipe(coll):
     assert_right_volume(view.iloc[1], "s2_T1w")
 
 
+@pytest.mark.slow
 @pytest.mark.s3
 def test_collection_on_s3(s3_uri, s3_ctx):
     uri = s3_uri("T1w")
     with VolumeCollectionWriter(uri, shape=SHAPE, name="T1w", ctx=s3_ctx) as w:
-        for oid, sid, v, qc, snr, age in ROWS:
+        for oid, sid, v, qc, _snr, _age in ROWS:
             w.write_volume(vol(v), oid, sid, qc=qc)
     vc = VolumeCollection(uri, ctx=s3_ctx)
     assert vc.obs_ids == SORTED

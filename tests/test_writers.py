@@ -114,7 +114,9 @@ def test_narrow_obs_columns_are_widened_for_new_collections(tmp_uri):
 def _dataset(uri: str, *, meta: bool = True) -> RadiObject:
     with RadiObjectWriter(uri, obs_meta_schema={"age": np.int64, "diagnosis": str}) as w:
         if meta:
-            w.write_obs_meta(pd.DataFrame({"obs_subject_id": ["s2", "s1", "s3"], "age": [50, 40, 60], "diagnosis": ["a", "b", "a"]}))
+            w.write_obs_meta(
+                pd.DataFrame({"obs_subject_id": ["s2", "s1", "s3"], "age": [50, 40, 60], "diagnosis": ["a", "b", "a"]})
+            )
         with w.add_collection("T1w", shape=(6, 5, 4)) as t1:
             for i, sid in enumerate(["s2", "s3", "s1"]):
                 t1.write_volume(_vol(i), f"{sid}_T1w", sid, qc="ok")
@@ -204,6 +206,7 @@ result = out
 """
 
 
+@pytest.mark.slow
 def test_the_reference_reads_what_the_writers_write(tmp_uri, peer):
     radi = _dataset(tmp_uri("ds"))
     got = peer(PEER_READ_DATASET, uri=radi.uri)
@@ -252,7 +255,11 @@ def test_native_writers_refuse_foreign_directories_and_keep_them(tmp_uri, which)
     assert Path(uri, "keep.txt").read_text() == "mine"
     empty = tmp_uri(which + "-empty")
     os.makedirs(empty)  # an empty directory is fine to build in
-    w = _rb.NativeDatasetWriter.create(empty, ro.get_tiledb_ctx()) if which == "dataset" else _rb.NativeCollectionWriter.create(empty, ro.get_tiledb_ctx())
+    w = (
+        _rb.NativeDatasetWriter.create(empty, ro.get_tiledb_ctx())
+        if which == "dataset"
+        else _rb.NativeCollectionWriter.create(empty, ro.get_tiledb_ctx())
+    )
     w.abort()
 
 
