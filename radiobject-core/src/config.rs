@@ -6,8 +6,9 @@
 //! [`RadiObjectConfig::validate`]. [`RadiObjectConfig::tiledb_params`] maps them onto the TileDB 2.30
 //! keys that actually act.
 //!
-//! A process-wide configuration lives behind [`global_config`] / [`configure`]; contexts built from
-//! it are described in [`crate::context`].
+//! A process-wide configuration lives behind [`global_config`]; it is installed by
+//! [`crate::context::configure`], which also rebuilds the global context (contexts depend on
+//! configurations, never the other way round).
 
 use std::sync::LazyLock;
 
@@ -495,19 +496,11 @@ pub fn global_config() -> RadiObjectConfig {
     GLOBAL_CONFIG.read().clone()
 }
 
-/// Validates and installs a new process-wide configuration, and drops the global context so the
-/// next use builds one from it. Nothing changes if validation fails.
-pub fn configure(config: RadiObjectConfig) -> Result<()> {
-    config.validate()?;
+/// Installs `config` as the process-wide configuration, unvalidated. The public ways in are
+/// [`crate::context::configure`] and [`crate::context::reset_config`], which also drop the global
+/// context built from the old one.
+pub(crate) fn set_global_config(config: RadiObjectConfig) {
     *GLOBAL_CONFIG.write() = config;
-    crate::context::reset_global_context();
-    Ok(())
-}
-
-/// Restores the default configuration (and drops the global context).
-pub fn reset_config() {
-    *GLOBAL_CONFIG.write() = RadiObjectConfig::default();
-    crate::context::reset_global_context();
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use parking_lot::Mutex;
 
 use crate::cache::{CompressedCache, TileCache};
-use crate::config::{RadiObjectConfig, global_config};
+use crate::config::{RadiObjectConfig, global_config, set_global_config};
 use crate::error::{Error, Result, StorageContext};
 use crate::ffi;
 use crate::io::{IoCounters, LocalStorage, Storage};
@@ -400,8 +400,47 @@ pub fn process_snapshot() -> Result<CounterSnapshot> {
     Ok(total)
 }
 
+/// Measures what happens between [`begin`](Self::begin) and [`end`](Self::end), for one context
+/// or (with `None`) every context of the process.
+#[derive(Debug, Clone)]
+pub struct StatsScope {
+    ctx: Option<Context>,
+    start: CounterSnapshot,
+    delta: Option<CounterSnapshot>,
+}
+
+impl StatsScope {
+    /// Starts measuring.
+    pub fn begin(ctx: Option<&Context>) -> Result<StatsScope> {
+        let ctx = ctx.cloned();
+        let start = Self::now(ctx.as_ref())?;
+        Ok(StatsScope { ctx, start, delta: None })
+    }
+
+    fn now(ctx: Option<&Context>) -> Result<CounterSnapshot> {
+        match ctx {
+            Some(c) => c.snapshot(),
+            None => process_snapshot(),
+        }
+    }
+
+    /// Stops measuring and fixes the result.
+    pub fn end(&mut self) -> Result<&CounterSnapshot> {
+        let end = Self::now(self.ctx.as_ref())?;
+        Ok(self.delta.insert(end.delta(&self.start)))
+    }
+
+    /// The result: fixed after `end`, otherwise what happened so far.
+    pub fn delta(&self) -> Result<CounterSnapshot> {
+        match &self.delta {
+            Some(d) => Ok(d.clone()),
+            None => Ok(Self::now(self.ctx.as_ref())?.delta(&self.start)),
+        }
+    }
+}
+
 /// The process-wide context, built lazily from the global configuration and rebuilt after
-/// [`crate::config::configure`] or in a forked child.
+/// [`configure`] or in a forked child.
 pub fn global_context() -> Result<Context> {
     let mut g = GLOBAL.lock();
     if let Some(c) = g.as_ref().filter(|c| c.in_current_process()) {
@@ -422,6 +461,21 @@ pub fn global_context() -> Result<Context> {
     fresh.inner.global.store(true, Ordering::Relaxed);
     *g = Some(fresh.clone());
     Ok(fresh)
+}
+
+/// Validates and installs a new process-wide configuration, and drops the global context so the
+/// next use builds one from it. Nothing changes if validation fails.
+pub fn configure(config: RadiObjectConfig) -> Result<()> {
+    config.validate()?;
+    set_global_config(config);
+    reset_global_context();
+    Ok(())
+}
+
+/// Restores the default configuration (and drops the global context).
+pub fn reset_config() {
+    set_global_config(RadiObjectConfig::default());
+    reset_global_context();
 }
 
 /// Drops the global context; the next [`global_context`] call builds a new one.

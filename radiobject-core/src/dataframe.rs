@@ -403,14 +403,9 @@ impl Dataframe {
     /// Opens an existing dataframe.
     pub fn open(ctx: &Context, uri: &str) -> Result<Dataframe> {
         let ctx = ctx.for_current_process()?;
-        let array =
-            ffi::Array::open(ctx.tdb(), uri, Mode::Read, None).map_err(|e| match ctx.tdb().object_type(uri) {
-                Ok(ObjectType::Invalid) => Error::NotFound { uri: uri.to_owned(), expected: "dataframe array" },
-                Ok(ObjectType::Group) => {
-                    Error::WrongObjectType { uri: uri.to_owned(), expected: "dataframe array", found: "group" }
-                }
-                _ => Error::storage("open", uri, e),
-            })?;
+        let array = ffi::Array::open(ctx.tdb(), uri, Mode::Read, None).map_err(|e| {
+            Error::open_failed(ctx.tdb(), uri, ObjectType::Array, "dataframe array", "dataframe array", e)
+        })?;
         let s = array.schema();
         if !s.sparse {
             return Err(Error::WrongObjectType {

@@ -2,6 +2,7 @@
 
 use crate::dtype::Datatype;
 pub use crate::ffi::TdbError;
+use crate::ffi::{self, ObjectType};
 
 /// Everything that can go wrong in `radiobject-core`.
 ///
@@ -165,6 +166,32 @@ impl Error {
     /// A [`Error::Storage`] for `op` on `uri`.
     pub fn storage(op: &'static str, uri: impl Into<String>, source: TdbError) -> Error {
         Error::Storage { op, uri: uri.into(), source }
+    }
+
+    /// What a failed open of the TileDB object at `uri` means, decided in this one place from what
+    /// is actually there: [`Error::NotFound`] when nothing is, [`Error::WrongObjectType`] when an
+    /// object of the other kind is, else [`Error::Storage`] carrying TileDB's message `e`.
+    ///
+    /// `want` is the kind that was opened (array or group), `expected` names it for the caller
+    /// ("collection", "volume array", ...) and `missing` is what a [`Error::NotFound`] says is
+    /// missing (usually `expected`).
+    pub(crate) fn open_failed(
+        tdb: &ffi::Ctx,
+        uri: &str,
+        want: ObjectType,
+        expected: &'static str,
+        missing: &'static str,
+        e: TdbError,
+    ) -> Error {
+        match tdb.object_type(uri) {
+            Ok(ObjectType::Invalid) => Error::NotFound { uri: uri.to_owned(), expected: missing },
+            Ok(found) if found != want => Error::WrongObjectType {
+                uri: uri.to_owned(),
+                expected,
+                found: if found == ObjectType::Array { "array" } else { "group" },
+            },
+            _ => Error::storage("open", uri, e),
+        }
     }
 
     pub(crate) fn shape(message: impl Into<String>) -> Error {

@@ -58,11 +58,8 @@ impl GroupInfo {
 
 /// Reads a group; `what` names it in errors ("RadiObject", "collection", ...).
 pub fn read_group(ctx: &Context, uri: &str, what: &'static str) -> Result<GroupInfo> {
-    let g = ffi::Group::open(ctx.tdb(), uri, Mode::Read).map_err(|e| match ctx.tdb().object_type(uri) {
-        Ok(ObjectType::Invalid) => Error::NotFound { uri: uri.to_owned(), expected: what },
-        Ok(ObjectType::Array) => Error::WrongObjectType { uri: uri.to_owned(), expected: what, found: "array" },
-        _ => Error::storage("open", uri, e),
-    })?;
+    let g = ffi::Group::open(ctx.tdb(), uri, Mode::Read)
+        .map_err(|e| Error::open_failed(ctx.tdb(), uri, ObjectType::Group, what, what, e))?;
     let members = g
         .members()
         .at("list members", uri)?

@@ -45,16 +45,17 @@ pub mod volume;
 
 pub use config::{
     CompressionConfig, Compressor, OrientationConfig, RadiObjectConfig, ReadConfig, S3Config, SliceOrientation,
-    TileConfig, WriteConfig, configure, global_config, reset_config,
+    TileConfig, WriteConfig, global_config,
 };
 pub use context::{
-    Context, ObjectKind, global_context, process_snapshot, reset_global_context, set_process_worker_threads,
+    Context, ObjectKind, StatsScope, configure, global_context, process_snapshot, reset_config, reset_global_context,
+    set_process_worker_threads,
 };
 pub use dtype::{Datatype, Element, Layout};
 pub use error::{Error, Result, TdbError};
 pub use metadata::MetaValue;
 pub use region::Region;
-pub use stats::{CacheStats, CounterSnapshot, S3Stats, StatsScope};
+pub use stats::{CacheStats, CounterSnapshot, S3Stats};
 pub use volume::{CacheUse, VOXELS_ATTR, Volume, VolumeData, VolumeInfo};
 
 /// The libtiledb version loaded at run time, e.g. `(2, 30, 0)`.

@@ -9,16 +9,17 @@
 //! * `RadiObject.TileCache.*` counts tile lookups in our cache, `RadiObject.Reads.*` the queries
 //!   our read path sent to TileDB.
 //!
-//! A [`StatsScope`] records a snapshot when it begins and another when it ends; it reports the
-//! difference. Snapshots are monotonic (dropped contexts' final counters are kept), so scopes
-//! nest and run concurrently without clobbering each other.
+//! A [`StatsScope`](crate::context::StatsScope) (next to the contexts it measures) records a
+//! snapshot when it begins and another when it ends; it reports the difference. Snapshots are
+//! monotonic (dropped contexts' final counters are kept), so scopes nest and run concurrently
+//! without clobbering each other.
+//!
+//! This module is pure data (snapshots and the figures derived from them) and imports nothing
+//! from the rest of the crate; [`crate::context`] fills the snapshots.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-use crate::context::{Context, process_snapshot};
-use crate::error::Result;
 
 /// Counter and timer values at one point in time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -181,44 +182,5 @@ impl S3Stats {
     /// `parallelized_reads / read_queries`, 0 when there was no query.
     pub fn parallelization_rate(&self) -> f64 {
         if self.read_queries == 0 { 0.0 } else { self.parallelized_reads as f64 / self.read_queries as f64 }
-    }
-}
-
-/// Measures what happens between [`begin`](Self::begin) and [`end`](Self::end), for one context
-/// or (with `None`) every context of the process.
-#[derive(Debug, Clone)]
-pub struct StatsScope {
-    ctx: Option<Context>,
-    start: CounterSnapshot,
-    delta: Option<CounterSnapshot>,
-}
-
-impl StatsScope {
-    /// Starts measuring.
-    pub fn begin(ctx: Option<&Context>) -> Result<StatsScope> {
-        let ctx = ctx.cloned();
-        let start = Self::now(ctx.as_ref())?;
-        Ok(StatsScope { ctx, start, delta: None })
-    }
-
-    fn now(ctx: Option<&Context>) -> Result<CounterSnapshot> {
-        match ctx {
-            Some(c) => c.snapshot(),
-            None => process_snapshot(),
-        }
-    }
-
-    /// Stops measuring and fixes the result.
-    pub fn end(&mut self) -> Result<&CounterSnapshot> {
-        let end = Self::now(self.ctx.as_ref())?;
-        Ok(self.delta.insert(end.delta(&self.start)))
-    }
-
-    /// The result: fixed after `end`, otherwise what happened so far.
-    pub fn delta(&self) -> Result<CounterSnapshot> {
-        match &self.delta {
-            Some(d) => Ok(d.clone()),
-            None => Ok(Self::now(self.ctx.as_ref())?.delta(&self.start)),
-        }
     }
 }

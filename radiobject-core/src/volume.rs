@@ -198,13 +198,7 @@ fn version_of(uri: &str, commits: &[String]) -> u64 {
 }
 
 fn classify_open_error(ctx: &Context, uri: &str, e: ffi::TdbError) -> Error {
-    match ctx.tdb().object_type(uri) {
-        Ok(ObjectType::Invalid) => Error::NotFound { uri: uri.to_owned(), expected: "TileDB array" },
-        Ok(ObjectType::Group) => {
-            Error::WrongObjectType { uri: uri.to_owned(), expected: "volume array", found: "group" }
-        }
-        _ => Error::storage("open", uri, e),
-    }
+    Error::open_failed(ctx.tdb(), uri, ObjectType::Array, "volume array", "TileDB array", e)
 }
 
 fn volume_info(uri: &str, schema: &ffi::SchemaInfo) -> Result<VolumeInfo> {
