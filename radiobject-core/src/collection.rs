@@ -26,8 +26,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::sync::{ForkMutex, ForkRwLock};
 use ndarray::ArrayViewD;
-use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
 use crate::config::WriteConfig;
@@ -125,8 +125,8 @@ struct Inner {
     members: Vec<String>,
     /// Directory of each rank when it differs from the rank itself (reference-written collections
     /// whose write order was not sorted).
-    dirs: RwLock<Option<Vec<Option<String>>>>,
-    handles: Mutex<HashMap<usize, Volume>>,
+    dirs: ForkRwLock<Option<Vec<Option<String>>>>,
+    handles: ForkMutex<HashMap<usize, Volume>>,
 }
 
 /// An opened collection (obs and membership loaded; volumes opened on demand and cached).
@@ -174,8 +174,8 @@ impl VolumeCollection {
                 subjects,
                 rank,
                 members: vols.members.into_iter().map(|m| m.name).collect(),
-                dirs: RwLock::new(None),
-                handles: Mutex::new(HashMap::new()),
+                dirs: ForkRwLock::new(None),
+                handles: ForkMutex::new(HashMap::new()),
             }),
         })
     }
@@ -304,7 +304,7 @@ impl VolumeCollection {
     fn remap(&self) -> Result<()> {
         let base = join(&self.inner.uri, VOLUMES);
         let ctx = &self.inner.ctx;
-        let found: Vec<(String, Option<String>)> = ctx.pool()?.install(|| {
+        let found: Vec<(String, Option<String>)> = ctx.workers()?.install(|| {
             self.inner
                 .members
                 .par_iter()
@@ -325,7 +325,7 @@ impl VolumeCollection {
     pub fn is_in_sorted_layout(&self) -> Result<bool> {
         let base = join(&self.inner.uri, VOLUMES);
         let ctx = &self.inner.ctx;
-        let ok: Vec<bool> = ctx.pool()?.install(|| {
+        let ok: Vec<bool> = ctx.workers()?.install(|| {
             (0..self.len())
                 .into_par_iter()
                 .map(|i| {

@@ -12,7 +12,6 @@
 
 use std::sync::LazyLock;
 
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -489,7 +488,8 @@ impl RadiObjectConfig {
     }
 }
 
-static GLOBAL_CONFIG: LazyLock<RwLock<RadiObjectConfig>> = LazyLock::new(|| RwLock::new(RadiObjectConfig::default()));
+static GLOBAL_CONFIG: LazyLock<crate::sync::ForkRwLock<RadiObjectConfig>> =
+    LazyLock::new(|| crate::sync::ForkRwLock::new(RadiObjectConfig::default()));
 
 /// A copy of the process-wide configuration.
 pub fn global_config() -> RadiObjectConfig {

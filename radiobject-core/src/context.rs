@@ -22,6 +22,7 @@ use crate::error::{Error, Result, StorageContext};
 use crate::ffi;
 use crate::io::{IoCounters, LocalStorage, Storage};
 use crate::stats::CounterSnapshot;
+use crate::sync::ForkMutex;
 
 /// Counters of the read path, per context; monotonic except `in_flight`.
 #[derive(Debug, Default)]
@@ -73,7 +74,7 @@ pub(crate) struct Inner {
     io_runtime: Arc<crate::runtime::IoRuntime>,
     pool: OnceLock<std::result::Result<rayon::ThreadPool, String>>,
     vfs: OnceLock<ffi::Vfs>,
-    child: Mutex<Option<Context>>,
+    child: ForkMutex<Option<Context>>,
     /// Whether this is (or was) its process's global context.
     global: std::sync::atomic::AtomicBool,
 }
@@ -89,6 +90,19 @@ impl Drop for Inner {
             // A forked child dropping its parent's context: the pool's threads only exist in the
             // parent, so leave the pool alone (the TileDB handles skip their frees themselves).
             std::mem::forget(self.pool.take());
+        }
+    }
+}
+
+/// See [`Context::workers`].
+pub struct Workers<'a>(Option<&'a rayon::ThreadPool>);
+
+impl Workers<'_> {
+    /// Runs `f` so that its parallel iterators use these workers.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self.0 {
+            Some(pool) => pool.install(f),
+            None => f(),
         }
     }
 }
@@ -109,9 +123,10 @@ static WORKER_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomi
 pub fn set_process_worker_threads(n: usize) {
     WORKER_THREADS.store(n, Ordering::Relaxed);
 }
-static REGISTRY: LazyLock<Mutex<Vec<Weak<Inner>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
-static RETIRED: LazyLock<Mutex<CounterSnapshot>> = LazyLock::new(|| Mutex::new(CounterSnapshot::default()));
-static GLOBAL: LazyLock<Mutex<Option<Context>>> = LazyLock::new(|| Mutex::new(None));
+// Reachable from a forked child, so fork-safe locks (see crate::sync).
+static REGISTRY: ForkMutex<Vec<Weak<Inner>>> = ForkMutex::new(Vec::new());
+static RETIRED: LazyLock<ForkMutex<CounterSnapshot>> = LazyLock::new(|| ForkMutex::new(CounterSnapshot::default()));
+static GLOBAL: ForkMutex<Option<Context>> = ForkMutex::new(None);
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,7 +162,7 @@ impl Context {
             io_runtime: Arc::new(crate::runtime::IoRuntime::new()),
             pool: OnceLock::new(),
             vfs: OnceLock::new(),
-            child: Mutex::new(None),
+            child: ForkMutex::new(None),
             global: std::sync::atomic::AtomicBool::new(false),
         });
         let mut reg = REGISTRY.lock();
@@ -267,6 +282,15 @@ impl Context {
             })
             .as_ref()
             .map_err(|e| Error::Invalid(format!("cannot start worker threads: {e}")))
+    }
+
+    /// Where this context's parallel work runs: its pool, or for a thread that already is a pool
+    /// worker, that worker's own pool. Installing into another pool from a worker makes the worker
+    /// run other jobs of its pool while it waits, and a batch of reads of volumes of another context
+    /// (opened before a `configure()`) would then nest one read in the next until the stack
+    /// overflows.
+    pub fn workers(&self) -> Result<Workers<'_>> {
+        Ok(Workers(if crate::sync::on_pool() { None } else { Some(self.pool()?) }))
     }
 
     pub(crate) fn vfs(&self) -> Result<&ffi::Vfs> {
@@ -461,6 +485,14 @@ pub fn global_context() -> Result<Context> {
     fresh.inner.global.store(true, Ordering::Relaxed);
     *g = Some(fresh.clone());
     Ok(fresh)
+}
+
+/// Runs `f` on a worker pool: the calling thread's when it is a pool worker, else the global
+/// context's. Parallel iterators inside `f` thus never fall on rayon's global pool, which this
+/// crate never uses (its threads would be one more pool per process, outside `max_workers`, and
+/// missing in a forked child).
+pub(crate) fn on_a_pool<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    global_context()?.workers()?.install(f)
 }
 
 /// Validates and installs a new process-wide configuration, and drops the global context so the

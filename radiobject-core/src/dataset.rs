@@ -13,10 +13,8 @@
 //! the PyPI release of the reference reads the two-dimension form, its current code reads any
 //! dimensions plus `obs_ids`, so both read our datasets. Both forms are read here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use crate::collection::{CollectionWriter, VolumeCollection};
 use crate::config::WriteConfig;
@@ -72,7 +70,7 @@ struct Inner {
     index_columns: Vec<String>,
     subjects: Vec<String>,
     collection_names: Vec<String>,
-    collections: Mutex<HashMap<String, VolumeCollection>>,
+    collections: crate::sync::ForkMutex<HashMap<String, VolumeCollection>>,
 }
 
 /// An opened dataset.
@@ -114,7 +112,7 @@ impl Dataset {
                 index_columns,
                 subjects,
                 collection_names: colls.members.into_iter().map(|m| m.name).collect(),
-                collections: Mutex::new(HashMap::new()),
+                collections: crate::sync::ForkMutex::new(HashMap::new()),
             }),
         })
     }
@@ -578,6 +576,19 @@ impl DatasetWriter {
             .next()
             .map(str::to_owned)
             .ok_or_else(|| Error::Invalid("collection writer without a name".into()))?;
+        // obs_ids are unique across a RadiObject: refuse ids another registered collection holds
+        // before anything is registered (dropping the writer removes what it wrote)
+        let written: HashSet<&str> = writer.written_obs_ids().iter().map(String::as_str).collect();
+        if !written.is_empty() {
+            for other in self.names.iter().filter(|n| **n != name) {
+                let c = VolumeCollection::open(&join(&join(&self.uri, COLLECTIONS), other), &self.ctx)?;
+                if let Some(id) = c.obs_ids().iter().find(|id| written.contains(id.as_str())) {
+                    return Err(Error::Alignment(format!(
+                        "obs_id {id:?} is already used by collection {other:?}; obs_ids must be unique across a RadiObject"
+                    )));
+                }
+            }
+        }
         let coll = writer.finish()?;
         if !self.names.contains(&name) {
             update_group(

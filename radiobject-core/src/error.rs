@@ -168,6 +168,35 @@ impl Error {
         Error::Storage { op, uri: uri.into(), source }
     }
 
+    /// The object (array, group, dataset) the error is about, when it names one.
+    pub fn uri(&self) -> Option<&str> {
+        match self {
+            Error::NotFound { uri, .. }
+            | Error::WrongObjectType { uri, .. }
+            | Error::AlreadyExists { uri }
+            | Error::Dtype { uri, .. }
+            | Error::NotAVolume { uri, .. }
+            | Error::Item { uri, .. }
+            | Error::Corrupt { uri, .. }
+            | Error::Io { uri, .. }
+            | Error::Locked { uri, .. }
+            | Error::Storage { uri, .. } => Some(uri),
+            _ => None,
+        }
+    }
+
+    /// The operation that failed, when known (`"open"`, `"read"`, `"write"`, ...).
+    pub fn op(&self) -> Option<&str> {
+        match self {
+            Error::Storage { op, .. } => Some(op),
+            Error::Corrupt { .. } | Error::Io { .. } => Some("read"),
+            Error::Locked { .. } | Error::AlreadyExists { .. } => Some("write"),
+            Error::NotFound { .. } | Error::WrongObjectType { .. } | Error::NotAVolume { .. } => Some("open"),
+            Error::Item { source, .. } => source.op(),
+            _ => None,
+        }
+    }
+
     /// What a failed open of the TileDB object at `uri` means, decided in this one place from what
     /// is actually there: [`Error::NotFound`] when nothing is, [`Error::WrongObjectType`] when an
     /// object of the other kind is, else [`Error::Storage`] carrying TileDB's message `e`.

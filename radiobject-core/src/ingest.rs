@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::cancel::Checkpoint;
@@ -758,7 +757,7 @@ fn check_request(collections: &[CollectionSpec], opts: &IngestOptions) -> Result
 /// their volume is written).
 #[allow(clippy::type_complexity)]
 fn drop_duplicate_content(
-    pool: &rayon::ThreadPool,
+    pool: &crate::parallel::Bounded<'_>,
     checkpoint: &Checkpoint,
     spec: &CollectionSpec,
     existing: &VolumeCollection,
@@ -769,15 +768,13 @@ fn drop_duplicate_content(
     let known = |key: &str| manifest.get(&(spec.name.clone(), key.to_owned())).is_some_and(|r| !r.dropped());
     let mut fresh: Vec<&Source> = spec.sources.iter().filter(|s| !known(&source_key(&s.path))).collect();
     fresh.sort_by(|a, b| (a.subject_id.as_bytes(), &a.path).cmp(&(b.subject_id.as_bytes(), &b.path)));
-    let sums: Vec<(String, (u64, String))> = pool.install(|| {
-        fresh
-            .par_iter()
-            .map(|s| {
-                checkpoint.check(|| "ingest stopped while checksumming its sources; nothing was written".into())?;
-                Ok((source_key(&s.path), source_fingerprint(&s.path)?))
-            })
-            .collect::<Result<_>>()
-    })?;
+    let sums: Vec<(String, (u64, String))> = pool
+        .map(&fresh, |s| {
+            checkpoint.check(|| "ingest stopped while checksumming its sources; nothing was written".into())?;
+            Ok((source_key(&s.path), source_fingerprint(&s.path)?))
+        })?
+        .into_iter()
+        .collect::<Result<_>>()?;
     let sums: HashMap<String, (u64, String)> = sums.into_iter().collect();
     if allow {
         return Ok((spec.clone(), sums, 0));
@@ -849,11 +846,8 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
     let mut manifest_rows = read_manifest(&ctx, &root)?;
     let mut manifest = Dataframe::open(&ctx, &join(&root, MANIFEST))?;
     let workers = opts.max_workers.unwrap_or(ctx.config().read.max_workers as usize).max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("radiobject-ingest-{i}"))
-        .build()
-        .map_err(|e| Error::Invalid(format!("cannot start ingest threads: {e}")))?;
+    // The context's threads, at most `workers` of them busy with this ingest.
+    let pool = crate::parallel::Bounded::new(&ctx, workers);
     let (mut written, mut repaired, mut duplicates) = (0usize, 0usize, 0usize);
     let all_sources: usize = collections.iter().map(|c| c.sources.len()).sum();
     // sources finished (now or by an earlier run), for the message of an interrupted run
@@ -884,20 +878,20 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
         let Plan { todo: planned, registered, dropped } = plan(spec, &existing, &manifest_rows);
         // Registered sources must not have changed since they were ingested: compare size and
         // modification time, and the sha256 when those differ.
-        pool.install(|| {
-            registered.par_iter().try_for_each(|(src, obs_id)| {
-                let row = &manifest_rows[&(spec.name.clone(), source_key(&src.path))];
-                let (size, mtime) = source_stat(&src.path)?;
-                if size == row.size && row.mtime_ns.is_none_or(|t| t == mtime) {
-                    return Ok(());
-                }
-                let (size, sha) = source_fingerprint(&src.path)?;
-                if size != row.size || sha != row.sha256 {
-                    return Err(changed(&src.path, obs_id));
-                }
-                Ok(())
-            })
-        })?;
+        pool.map(&registered, |(src, obs_id)| {
+            let row = &manifest_rows[&(spec.name.clone(), source_key(&src.path))];
+            let (size, mtime) = source_stat(&src.path)?;
+            if size == row.size && row.mtime_ns.is_none_or(|t| t == mtime) {
+                return Ok(());
+            }
+            let (size, sha) = source_fingerprint(&src.path)?;
+            if size != row.size || sha != row.sha256 {
+                return Err(changed(&src.path, obs_id));
+            }
+            Ok(())
+        })?
+        .into_iter()
+        .collect::<Result<()>>()?;
         finished += registered.len();
         let total = planned.len();
         // the count and the callback under one lock: progress never goes backwards
@@ -910,78 +904,73 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
             }
         };
         let ledger: Mutex<Vec<LedgerRow>> = Mutex::new(Vec::new());
-        let results: Vec<Result<(bool, bool)>> = pool.install(|| {
-            planned
-                .par_iter()
-                .map(|p| {
-                    checkpoint.check(String::new)?;
-                    let (size, mtime) = source_stat(&p.source.path)?;
-                    if p.recorded {
-                        let row = &manifest_rows[&(spec.name.clone(), p.key.clone())];
-                        if size != row.size || row.mtime_ns.is_some_and(|t| t != mtime) {
-                            let (size, sha) = source_fingerprint(&p.source.path)?;
-                            if size != row.size || sha != row.sha256 {
-                                return Err(changed(&p.source.path, &p.obs_id));
-                            }
-                        }
-                        tick();
-                        return Ok((false, false));
+        let results: Vec<Result<(bool, bool)>> = pool.map(&planned, |p| {
+            checkpoint.check(String::new)?;
+            let (size, mtime) = source_stat(&p.source.path)?;
+            if p.recorded {
+                let row = &manifest_rows[&(spec.name.clone(), p.key.clone())];
+                if size != row.size || row.mtime_ns.is_some_and(|t| t != mtime) {
+                    let (size, sha) = source_fingerprint(&p.source.path)?;
+                    if size != row.size || sha != row.sha256 {
+                        return Err(changed(&p.source.path, &p.obs_id));
                     }
-                    let sha = match sums.get(&p.key) {
-                        Some((_, sha)) => sha.clone(),
-                        None => source_fingerprint(&p.source.path)?.1,
-                    };
-                    let sha = &sha;
-                    let vuri = join(&vbase, &p.position.to_string());
-                    let was_partial = ctx.object_kind(&vuri)?.is_some() || ctx.vfs()?.is_dir(&vuri).unwrap_or(false);
-                    if was_partial {
-                        ctx.remove_uri(&vuri)?;
-                    }
-                    let image = read_image(spec.format, &p.source.path, opts.reorient)?;
-                    if !image.warnings.is_empty() {
-                        warnings.lock().extend(image.warnings.iter().cloned());
-                    }
-                    let record = with_bytes(&image.data, |bytes, layout, shape| -> Result<LedgerRow> {
-                        let checksum = voxel_checksum(bytes, layout);
-                        let record = LedgerRow {
-                            collection: spec.name.clone(),
-                            source: p.key.clone(),
-                            size,
-                            mtime_ns: mtime,
-                            sha256: sha.clone(),
-                            obs_id: p.obs_id.clone(),
-                            obs_subject_id: p.source.subject_id.clone(),
-                            position: p.position as u64,
-                            shape: shape.to_vec(),
-                            dtype: image.dtype().to_string(),
-                            voxel_checksum: checksum.clone(),
-                            format: spec.format.as_str().to_owned(),
-                            obs: obs_json(&p.source.subject_id, &p.obs_id, &image.obs),
-                        };
-                        let json = serde_json::to_string(&record)
-                            .map_err(|e| Error::Invalid(format!("cannot encode the ingest record: {e}")))?;
-                        let mut meta: Vec<(String, MetaValue)> = vec![
-                            ("obs_id".into(), MetaValue::from(p.obs_id.as_str())),
-                            ("voxel_checksum".into(), MetaValue::from(checksum.as_str())),
-                            (INGEST_RECORD.into(), MetaValue::from(json.as_str())),
-                        ];
-                        meta.extend(
-                            image
-                                .volume_metadata
-                                .iter()
-                                .filter(|(k, _)| opts.store_original_affine || k != "original_affine")
-                                .map(|(k, v)| (k.clone(), MetaValue::from(v.as_str()))),
-                        );
-                        write_new_volume(&vuri, &shape, image.dtype(), &ctx, &write, &meta, Some((bytes, layout)))?;
-                        Ok(record)
-                    })?;
-                    drop(image);
-                    ledger.lock().push(record);
-                    tick();
-                    Ok((true, was_partial))
-                })
-                .collect()
-        });
+                }
+                tick();
+                return Ok((false, false));
+            }
+            let sha = match sums.get(&p.key) {
+                Some((_, sha)) => sha.clone(),
+                None => source_fingerprint(&p.source.path)?.1,
+            };
+            let sha = &sha;
+            let vuri = join(&vbase, &p.position.to_string());
+            let was_partial = ctx.object_kind(&vuri)?.is_some() || ctx.vfs()?.is_dir(&vuri).unwrap_or(false);
+            if was_partial {
+                ctx.remove_uri(&vuri)?;
+            }
+            let image = read_image(spec.format, &p.source.path, opts.reorient)?;
+            if !image.warnings.is_empty() {
+                warnings.lock().extend(image.warnings.iter().cloned());
+            }
+            let record = with_bytes(&image.data, |bytes, layout, shape| -> Result<LedgerRow> {
+                let checksum = voxel_checksum(bytes, layout);
+                let record = LedgerRow {
+                    collection: spec.name.clone(),
+                    source: p.key.clone(),
+                    size,
+                    mtime_ns: mtime,
+                    sha256: sha.clone(),
+                    obs_id: p.obs_id.clone(),
+                    obs_subject_id: p.source.subject_id.clone(),
+                    position: p.position as u64,
+                    shape: shape.to_vec(),
+                    dtype: image.dtype().to_string(),
+                    voxel_checksum: checksum.clone(),
+                    format: spec.format.as_str().to_owned(),
+                    obs: obs_json(&p.source.subject_id, &p.obs_id, &image.obs),
+                };
+                let json = serde_json::to_string(&record)
+                    .map_err(|e| Error::Invalid(format!("cannot encode the ingest record: {e}")))?;
+                let mut meta: Vec<(String, MetaValue)> = vec![
+                    ("obs_id".into(), MetaValue::from(p.obs_id.as_str())),
+                    ("voxel_checksum".into(), MetaValue::from(checksum.as_str())),
+                    (INGEST_RECORD.into(), MetaValue::from(json.as_str())),
+                ];
+                meta.extend(
+                    image
+                        .volume_metadata
+                        .iter()
+                        .filter(|(k, _)| opts.store_original_affine || k != "original_affine")
+                        .map(|(k, v)| (k.clone(), MetaValue::from(v.as_str()))),
+                );
+                write_new_volume(&vuri, &shape, image.dtype(), &ctx, &write, &meta, Some((bytes, layout)))?;
+                Ok(record)
+            })?;
+            drop(image);
+            ledger.lock().push(record);
+            tick();
+            Ok((true, was_partial))
+        })?;
         let mut failure: Option<Error> = None;
         let mut interrupted = false;
         for r in results {

@@ -40,6 +40,7 @@ pub mod parallel;
 pub mod region;
 pub mod runtime;
 pub mod stats;
+pub(crate) mod sync;
 pub mod verify;
 pub mod volume;
 

@@ -334,7 +334,7 @@ pub fn verify_with_progress(
             }
             ids_by_subject.entry(s.clone()).or_default().push(id.clone());
         }
-        let facts: Vec<VolumeFacts> = ctx.pool()?.install(|| {
+        let facts: Vec<VolumeFacts> = ctx.workers()?.install(|| {
             (0..n)
                 .into_par_iter()
                 .map(|i| {

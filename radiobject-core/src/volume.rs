@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
-use parking_lot::RwLock;
 use rayon::prelude::*;
 
 use crate::cache::{LoadCell, LoadGuard, Lookup, Tile, TileKey};
@@ -35,6 +34,7 @@ use crate::format::array::{DirectArray, DirectError};
 use crate::io::IoError;
 use crate::metadata::MetaValue;
 use crate::region::{Region, TileGrid, copy_box, copy_box_f_to_c, copy_tile_part};
+use crate::sync::ForkRwLock;
 
 /// Name of the voxel attribute.
 pub const VOXELS_ATTR: &str = "voxels";
@@ -91,7 +91,8 @@ struct OpenState {
 struct Inner {
     uri: String,
     ctx: Context,
-    state: RwLock<Option<Arc<OpenState>>>,
+    /// Fork-safe (a child reaches it through volumes it inherits); held only to swap the handle.
+    state: ForkRwLock<Option<Arc<OpenState>>>,
 }
 
 /// An open volume. Cheap to clone; clones share the open array. `Send + Sync`: threads may read
@@ -341,7 +342,7 @@ pub fn direct_read_array(
     region: Option<&Region>,
 ) -> Result<VolumeData> {
     let storage = ctx.storage_for(uri).map_err(|why| Error::Invalid(format!("{uri}: no direct storage ({why})")))?;
-    let d = match ctx.pool()?.install(|| DirectArray::open(storage, attr, t_end)) {
+    let d = match ctx.workers()?.install(|| DirectArray::open(storage, attr, t_end)) {
         Ok(d) => d,
         Err(e) if e.is_unsupported() => return Err(Error::Invalid(format!("{uri}: direct reader refuses it: {e}"))),
         Err(e) => return Err(direct_error(uri, e)),
@@ -359,7 +360,7 @@ pub fn direct_read_array(
         let mut v: Vec<T> = Vec::new();
         v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory { what: format!("region {region} of {uri}"), bytes: (n * dtype.size()) as u64 })?;
         v.resize(n, <T as bytemuck::Zeroable>::zeroed());
-        ctx.pool()?.install(|| d.read_box(region.ranges(), bytemuck::cast_slice_mut(&mut v), true)).map_err(|e| direct_error(uri, e))?;
+        ctx.workers()?.install(|| d.read_box(region.ranges(), bytemuck::cast_slice_mut(&mut v), true)).map_err(|e| direct_error(uri, e))?;
         let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::shape(e.to_string()))?;
         Ok(VolumeData::from(a))
     }, _ => Err(Error::UnsupportedDtype(dtype.to_string())))
@@ -559,7 +560,7 @@ impl Volume {
         let uri = uri.trim_end_matches('/').to_owned();
         let ctx = ctx.for_current_process()?;
         let st = open_state(&uri, &ctx)?;
-        Ok(Volume { inner: Arc::new(Inner { uri, ctx, state: RwLock::new(Some(Arc::new(st))) }) })
+        Ok(Volume { inner: Arc::new(Inner { uri, ctx, state: ForkRwLock::new(Some(Arc::new(st))) }) })
     }
 
     /// Creates an empty volume (every voxel the fill value) with tiling and compression from
@@ -614,23 +615,33 @@ impl Volume {
         {
             return Ok(st.clone());
         }
+        // Opened without holding the lock: opening runs jobs on the context's pool, whose threads
+        // may be waiting for this very lock (and a fork meanwhile must find it free). Threads that
+        // race here each open; the first handle installed wins and the others are dropped.
+        let ctx = self.inner.ctx.for_current_process()?;
+        let opened = Arc::new(open_state(&self.inner.uri, &ctx)?);
         let mut w = self.inner.state.write();
         if let Some(st) = w.as_ref().filter(|s| s.ctx.in_current_process()) {
             return Ok(st.clone());
         }
-        if let Some(stale) = w.take().filter(|s| !s.ctx.in_current_process()) {
+        if let Some(stale) = w.take() {
             // Opened by the parent of this forked process: never touch its TileDB handles.
             std::mem::forget(stale);
         }
-        let ctx = self.inner.ctx.for_current_process()?;
-        let st = Arc::new(open_state(&self.inner.uri, &ctx)?);
-        *w = Some(st.clone());
-        Ok(st)
+        *w = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// Drops the open handle (outside the lock: closing it calls TileDB; a parent's handle in a
+    /// forked child is leaked by the FFI owners).
+    fn forget_state(&self) {
+        let old = self.inner.state.write().take();
+        drop(old);
     }
 
     /// Drops the open handle; the next access reopens the array (and sees new writes).
     pub fn reopen(&self) -> Result<()> {
-        *self.inner.state.write() = None;
+        self.forget_state();
         self.state().map(|_| ())
     }
 
@@ -696,7 +707,7 @@ impl Volume {
         f(&mut array, uri)?;
         array.close().at("close", uri)?;
         // The read handle is a snapshot: reopen so this volume sees what it just wrote.
-        *self.inner.state.write() = None;
+        self.forget_state();
         Ok(())
     }
 
@@ -834,7 +845,7 @@ impl Volume {
     /// Fortran order). A data file that vanished under the open handle (vacuumed) is read
     /// through libtiledb instead.
     fn direct_tiles(&self, st: &OpenState, d: &DirectArray, coords: &[Vec<u64>]) -> Result<Vec<Tile>> {
-        let tiles = match st.ctx.pool()?.install(|| d.read_tiles(coords)) {
+        let tiles = match st.ctx.workers()?.install(|| d.read_tiles(coords)) {
             Ok(t) => t,
             Err(DirectError::Io(IoError::NotFound(_))) => {
                 return coords.iter().map(|c| self.fetch_tile_tiledb(st, c)).collect();
@@ -858,7 +869,7 @@ impl Volume {
         out: &mut [u8],
         c_order: bool,
     ) -> Result<()> {
-        match st.ctx.pool()?.install(|| d.read_box(region.ranges(), out, c_order)) {
+        match st.ctx.workers()?.install(|| d.read_box(region.ranges(), out, c_order)) {
             Ok(n) => {
                 let c = st.ctx.direct();
                 c.tiles.fetch_add(n as u64, Ordering::Relaxed);
@@ -936,7 +947,7 @@ impl Volume {
                 let n = boxes[k].iter().map(|&(a, b)| (b - a) as usize).product::<usize>() * elem;
                 Arc::new(buf[offsets[k]..offsets[k] + n].to_vec())
             };
-            let split: Vec<Tile> = st.ctx.pool()?.install(|| (0..group.len()).into_par_iter().map(split).collect());
+            let split: Vec<Tile> = st.ctx.workers()?.install(|| (0..group.len()).into_par_iter().map(split).collect());
             for ((i, guard), tile) in group.into_iter().zip(split) {
                 guard.fulfill(tile.clone());
                 out.push((i, tile));
@@ -997,7 +1008,7 @@ impl Volume {
             }
             let groups = group_missing(&tiles, loads);
             let fetched: Vec<Result<Vec<(usize, Tile)>>> = if groups.len() > 1 {
-                st.ctx.pool()?.install(|| groups.into_par_iter().map(|g| self.fetch_group(st, &tiles, g)).collect())
+                st.ctx.workers()?.install(|| groups.into_par_iter().map(|g| self.fetch_group(st, &tiles, g)).collect())
             } else {
                 groups.into_iter().map(|g| self.fetch_group(st, &tiles, g)).collect()
             };
@@ -1046,7 +1057,7 @@ impl Volume {
             return Ok(());
         }
         let slabs = split_slabs(region, &cuts, elem, out);
-        st.ctx.pool()?.install(|| slabs.into_par_iter().for_each(|(r, chunk)| copy_into(&r, chunk)));
+        st.ctx.workers()?.install(|| slabs.into_par_iter().for_each(|(r, chunk)| copy_into(&r, chunk)));
         Ok(())
     }
 

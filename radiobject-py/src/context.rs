@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use radiobject_core::{Context, RadiObjectConfig, StatsScope};
 
-use crate::error::IntoPyResult;
+use crate::error::{IntoPyResult, run};
 
 /// Turns `None` / a JSON string / a config object or mapping into a validated configuration.
 ///
@@ -48,7 +48,7 @@ impl PyContext {
     #[pyo3(signature = (config=None))]
     fn new(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let cfg = config_from_py(py, config)?;
-        let inner = py.detach(|| Context::new(&cfg)).py(py)?;
+        let inner = run(py, || Context::new(&cfg))?;
         Ok(PyContext { inner })
     }
 
@@ -88,7 +88,7 @@ impl PyContext {
     /// This context in the calling process: itself, or in a forked child a fresh context with the
     /// same configuration (one per child).
     fn for_current_process(&self, py: Python<'_>) -> PyResult<PyContext> {
-        let inner = py.detach(|| self.inner.for_current_process()).py(py)?;
+        let inner = run(py, || self.inner.for_current_process())?;
         Ok(PyContext { inner })
     }
 
@@ -99,12 +99,12 @@ impl PyContext {
 
     /// All counters of this context now, as JSON ``{"counters": {...}, "timers": {...}}``.
     fn snapshot_json(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(py.detach(|| self.inner.snapshot()).py(py)?.to_json())
+        Ok(run(py, || self.inner.snapshot())?.to_json())
     }
 
     /// ``"array"``, ``"group"`` or ``None``: what TileDB object exists at ``uri``.
     fn object_type(&self, py: Python<'_>, uri: &str) -> PyResult<Option<&'static str>> {
-        let kind = py.detach(|| self.inner.object_kind(uri)).py(py)?;
+        let kind = run(py, || self.inner.object_kind(uri))?;
         Ok(kind.map(|k| match k {
             radiobject_core::ObjectKind::Array => "array",
             radiobject_core::ObjectKind::Group => "group",
@@ -113,12 +113,12 @@ impl PyContext {
 
     /// Removes ``uri`` (directory or S3 prefix) with everything below it; no-op if absent.
     fn remove(&self, py: Python<'_>, uri: &str) -> PyResult<()> {
-        py.detach(|| self.inner.remove_uri(uri)).py(py)
+        run(py, || self.inner.remove_uri(uri))
     }
 
     /// Creates the bucket of an ``s3://bucket/...`` URI if missing.
     fn ensure_bucket(&self, py: Python<'_>, uri: &str) -> PyResult<()> {
-        py.detach(|| self.inner.ensure_bucket(uri)).py(py)
+        run(py, || self.inner.ensure_bucket(uri))
     }
 
     fn __repr__(&self) -> String {
@@ -145,7 +145,7 @@ impl PyContext {
 /// ``configure()`` and in a forked child).
 #[pyfunction]
 pub fn global_context(py: Python<'_>) -> PyResult<PyContext> {
-    let inner = py.detach(radiobject_core::global_context).py(py)?;
+    let inner = run(py, radiobject_core::global_context)?;
     Ok(PyContext { inner })
 }
 
@@ -159,7 +159,7 @@ pub fn validate_config(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<St
 #[pyfunction]
 pub fn set_global_config(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<()> {
     let cfg = config_from_py(py, Some(config))?;
-    py.detach(|| radiobject_core::configure(cfg)).py(py)
+    run(py, || radiobject_core::configure(cfg))
 }
 
 /// The global configuration as JSON.
@@ -183,7 +183,7 @@ pub fn tiledb_params(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Vec<
 /// Counters of every context of this process (live and dropped), as JSON.
 #[pyfunction]
 pub fn process_snapshot_json(py: Python<'_>) -> PyResult<String> {
-    Ok(py.detach(radiobject_core::process_snapshot).py(py)?.to_json())
+    Ok(run(py, radiobject_core::process_snapshot)?.to_json())
 }
 
 /// Measures counters between ``begin`` (construction) and ``end()``, for one context or, with
@@ -199,31 +199,31 @@ impl PyStatsScope {
     #[pyo3(signature = (ctx=None))]
     fn new(py: Python<'_>, ctx: Option<PyRef<'_, PyContext>>) -> PyResult<Self> {
         let c = ctx.map(|c| c.inner.clone());
-        let scope = py.detach(|| StatsScope::begin(c.as_ref())).py(py)?;
+        let scope = run(py, || StatsScope::begin(c.as_ref()))?;
         Ok(PyStatsScope { scope })
     }
 
     /// Stops measuring; later calls to ``delta_json`` return the fixed result.
     fn end(&mut self, py: Python<'_>) -> PyResult<()> {
         let scope = &mut self.scope;
-        py.detach(|| scope.end().map(|_| ())).py(py)
+        run(py, || scope.end().map(|_| ()))
     }
 
     /// The measured difference as JSON ``{"counters": ..., "timers": ...}`` (so far, if not ended).
     fn delta_json(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(py.detach(|| self.scope.delta()).py(py)?.to_json())
+        Ok(run(py, || self.scope.delta())?.to_json())
     }
 
     /// ``(cache_hits, cache_misses, tile_bytes_read, vfs_read_bytes)`` of the delta.
     fn cache_stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64)> {
-        let c = py.detach(|| self.scope.delta()).py(py)?.cache_stats();
+        let c = run(py, || self.scope.delta())?.cache_stats();
         Ok((c.cache_hits, c.cache_misses, c.tile_bytes_read, c.vfs_read_bytes))
     }
 
     /// ``(read_ops, parallelized_reads, write_ops, total_bytes_read, total_bytes_written,
     /// read_queries)`` of the delta.
     fn s3_stats(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, u64, u64)> {
-        let s = py.detach(|| self.scope.delta()).py(py)?.s3_stats();
+        let s = run(py, || self.scope.delta())?.s3_stats();
         Ok((s.read_ops, s.parallelized_reads, s.write_ops, s.total_bytes_read, s.total_bytes_written, s.read_queries))
     }
 }

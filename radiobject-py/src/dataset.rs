@@ -14,7 +14,7 @@ use radiobject_core::dataset::{Dataset, DatasetWriter};
 use radiobject_core::{Datatype, with_voxel_type};
 
 use crate::context::PyContext;
-use crate::error::{IntoPyResult, raise};
+use crate::error::{Exc, IntoPyResult, raise, run};
 use crate::volume::{PyVolume, meta_to_py, metadata_from_dict, write_config};
 
 fn kind_of(dt: Datatype) -> &'static str {
@@ -167,7 +167,7 @@ impl PyDataframe {
     #[staticmethod]
     fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyDataframe> {
         let c = ctx.inner.clone();
-        Ok(PyDataframe { inner: py.detach(|| Dataframe::open(&c, uri)).py(py)? })
+        Ok(PyDataframe { inner: run(py, || Dataframe::open(&c, uri))? })
     }
 
     /// Creates a dataframe with string index columns and typed attribute columns.
@@ -183,7 +183,7 @@ impl PyDataframe {
         let c = ctx.inner.clone();
         let cols = schema_from_py(schema)?;
         let idx: Vec<&str> = index_columns.iter().map(String::as_str).collect();
-        Ok(PyDataframe { inner: py.detach(|| Dataframe::create(&c, uri, &idx, &cols)).py(py)? })
+        Ok(PyDataframe { inner: run(py, || Dataframe::create(&c, uri, &idx, &cols))? })
     }
 
     /// Index column names.
@@ -201,40 +201,40 @@ impl PyDataframe {
     /// Reads all rows (sorted by index), optionally only some attribute columns.
     #[pyo3(signature = (columns=None))]
     fn read<'py>(&self, py: Python<'py>, columns: Option<Vec<String>>) -> PyResult<Bound<'py, PyDict>> {
-        let f = py.detach(|| self.inner.read(columns.as_deref())).py(py)?;
+        let f = run(py, || self.inner.read(columns.as_deref()))?;
         frame_to_py(py, &f)
     }
 
     /// Number of rows.
     fn count(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| self.inner.count()).py(py)
+        run(py, || self.inner.count())
     }
 
     /// Writes full rows (missing columns as nulls, new columns added); replaces rows with the same index.
     fn write(&mut self, py: Python<'_>, frame: &Bound<'_, PyDict>) -> PyResult<()> {
         let f = frame_from_py(frame)?;
         let inner = &mut self.inner;
-        py.detach(|| inner.write(&f)).py(py)
+        run(py, || inner.write(&f))
     }
 
     /// Adds typed columns (``{name: kind}``).
     fn add_columns(&mut self, py: Python<'_>, schema: &Bound<'_, PyDict>) -> PyResult<()> {
         let cols = schema_from_py(Some(schema))?;
         let inner = &mut self.inner;
-        py.detach(|| inner.add_columns(&cols)).py(py)
+        run(py, || inner.add_columns(&cols))
     }
 
     /// Drops an attribute column (not an index column; it must exist).
     fn drop_column(&mut self, py: Python<'_>, name: &str) -> PyResult<()> {
         let inner = &mut self.inner;
-        py.detach(|| inner.drop_column(name)).py(py)
+        run(py, || inner.drop_column(name))
     }
 
     /// Deletes the rows whose index values are in ``keys`` (a frame of the index columns);
     /// returns the number of distinct keys given.
     fn delete(&self, py: Python<'_>, keys: &Bound<'_, PyDict>) -> PyResult<usize> {
         let f = frame_from_py(keys)?;
-        py.detach(|| self.inner.delete(&f)).py(py)
+        run(py, || self.inner.delete(&f))
     }
 }
 
@@ -250,7 +250,7 @@ impl PyCollection {
     #[staticmethod]
     fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyCollection> {
         let c = ctx.inner.clone();
-        Ok(PyCollection { inner: py.detach(|| VolumeCollection::open(uri, &c)).py(py)? })
+        Ok(PyCollection { inner: run(py, || VolumeCollection::open(uri, &c))? })
     }
 
     /// The collection URI.
@@ -309,7 +309,7 @@ impl PyCollection {
 
     /// The volume at ``rank`` (opened once, cached).
     fn volume(&self, py: Python<'_>, rank: usize) -> PyResult<PyVolume> {
-        Ok(PyVolume { inner: py.detach(|| self.inner.volume(rank)).py(py)? })
+        Ok(PyVolume { inner: run(py, || self.inner.volume(rank))? })
     }
 
     /// Volumes at several ranks, opened in parallel on the context's pool.
@@ -339,7 +339,7 @@ impl PyCollection {
 
     /// Whether every volume sits at its sorted position (reads every volume's metadata).
     fn is_in_sorted_layout(&self, py: Python<'_>) -> PyResult<bool> {
-        py.detach(|| self.inner.is_in_sorted_layout()).py(py)
+        run(py, || self.inner.is_in_sorted_layout())
     }
 
     /// The context this collection reads through.
@@ -357,7 +357,7 @@ pub struct PyCollectionWriter {
 
 impl PyCollectionWriter {
     fn writer(&mut self, py: Python<'_>) -> PyResult<&mut CollectionWriter> {
-        self.inner.as_mut().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))
+        self.inner.as_mut().ok_or_else(|| raise(py, Exc::Storage, "this writer is already finished or aborted"))
     }
 }
 
@@ -394,7 +394,7 @@ impl PyCollectionWriter {
     ) -> PyResult<PyCollectionWriter> {
         let write = write_config(py, write_json)?;
         let coll = collection.inner.clone();
-        let w = py.detach(|| CollectionWriter::append(&coll, &write)).py(py)?;
+        let w = run(py, || CollectionWriter::append(&coll, &write))?;
         Ok(PyCollectionWriter { inner: Some(w) })
     }
 
@@ -413,12 +413,12 @@ impl PyCollectionWriter {
         let meta = metadata_from_dict(metadata)?;
         let name: String = data.dtype().getattr("name")?.extract()?;
         let dt = Datatype::from_numpy_name(&name)
-            .ok_or_else(|| raise(py, "DtypeError", format!("unsupported dtype {name} for a volume")))?;
+            .ok_or_else(|| raise(py, Exc::Dtype, format!("unsupported dtype {name} for a volume")))?;
         let w = self.writer(py)?;
         with_voxel_type!(dt, T => {
             let arr = data.cast::<numpy::PyArrayDyn<T>>()?.readonly();
             let view = arr.as_array();
-            py.detach(|| w.write_volume(view, obs_id, obs_subject_id, &attrs, &meta)).py(py)
+            run(py, || w.write_volume(view, obs_id, obs_subject_id, &attrs, &meta))
         }, _ => unreachable!("from_numpy_name returns voxel types"))
     }
 
@@ -431,14 +431,14 @@ impl PyCollectionWriter {
     /// Registers everything written and returns the collection.
     fn finish(&mut self, py: Python<'_>) -> PyResult<PyCollection> {
         let w =
-            self.inner.take().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))?;
-        Ok(PyCollection { inner: py.detach(|| w.finish()).py(py)? })
+            self.inner.take().ok_or_else(|| raise(py, Exc::Storage, "this writer is already finished or aborted"))?;
+        Ok(PyCollection { inner: run(py, || w.finish())? })
     }
 
     /// Removes what this writer wrote (the collection too if it created it).
     fn abort(&mut self, py: Python<'_>) -> PyResult<()> {
         match self.inner.take() {
-            Some(w) => py.detach(|| w.abort()).py(py),
+            Some(w) => run(py, || w.abort()),
             None => Ok(()),
         }
     }
@@ -456,7 +456,7 @@ impl PyDataset {
     #[staticmethod]
     fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyDataset> {
         let c = ctx.inner.clone();
-        Ok(PyDataset { inner: py.detach(|| Dataset::open(uri, &c)).py(py)? })
+        Ok(PyDataset { inner: run(py, || Dataset::open(uri, &c))? })
     }
 
     /// The root URI.
@@ -499,17 +499,17 @@ impl PyDataset {
 
     /// The collection ``name``.
     fn collection(&self, py: Python<'_>, name: &str) -> PyResult<PyCollection> {
-        Ok(PyCollection { inner: py.detach(|| self.inner.collection(name)).py(py)? })
+        Ok(PyCollection { inner: run(py, || self.inner.collection(name))? })
     }
 
     /// Renames a collection (directory, member and name metadata); returns the reopened dataset.
     fn rename_collection(&self, py: Python<'_>, old: &str, new: &str) -> PyResult<PyDataset> {
-        Ok(PyDataset { inner: py.detach(|| self.inner.rename_collection(old, new)).py(py)? })
+        Ok(PyDataset { inner: run(py, || self.inner.rename_collection(old, new))? })
     }
 
     /// Copies the dataset to ``dst``.
     fn copy_to(&self, py: Python<'_>, dst: &str) -> PyResult<PyDataset> {
-        Ok(PyDataset { inner: py.detach(|| self.inner.copy_to(dst)).py(py)? })
+        Ok(PyDataset { inner: run(py, || self.inner.copy_to(dst))? })
     }
 
     /// The context this dataset reads through.
@@ -527,7 +527,7 @@ pub struct PyDatasetWriter {
 
 impl PyDatasetWriter {
     fn writer(&mut self, py: Python<'_>) -> PyResult<&mut DatasetWriter> {
-        self.inner.as_mut().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))
+        self.inner.as_mut().ok_or_else(|| raise(py, Exc::Storage, "this writer is already finished or aborted"))
     }
 }
 
@@ -544,7 +544,7 @@ impl PyDatasetWriter {
     ) -> PyResult<PyDatasetWriter> {
         let c = ctx.inner.clone();
         let schema = schema_from_py(obs_meta_schema)?;
-        Ok(PyDatasetWriter { inner: Some(py.detach(|| DatasetWriter::create(&c, uri, &schema)).py(py)?) })
+        Ok(PyDatasetWriter { inner: Some(run(py, || DatasetWriter::create(&c, uri, &schema))?) })
     }
 
     /// Creates a dataset around collections already at ``<uri>/collections/<name>`` (``keep``);
@@ -560,13 +560,13 @@ impl PyDatasetWriter {
     ) -> PyResult<PyDatasetWriter> {
         let c = ctx.inner.clone();
         let schema = schema_from_py(obs_meta_schema)?;
-        Ok(PyDatasetWriter { inner: Some(py.detach(|| DatasetWriter::create_around(&c, uri, &schema, &keep)).py(py)?) })
+        Ok(PyDatasetWriter { inner: Some(run(py, || DatasetWriter::create_around(&c, uri, &schema, &keep))?) })
     }
 
     /// Registers a collection already at ``<uri>/collections/<name>``.
     fn link(&mut self, py: Python<'_>, name: &str) -> PyResult<PyCollection> {
         let w = self.writer(py)?;
-        Ok(PyCollection { inner: py.detach(|| w.link(name)).py(py)? })
+        Ok(PyCollection { inner: run(py, || w.link(name))? })
     }
 
     /// Continues an existing dataset.
@@ -594,31 +594,29 @@ impl PyDatasetWriter {
         let schema = schema_from_py(obs_schema)?;
         let write = write_config(py, write_json)?;
         let w = self.writer(py)?;
-        let cw = py.detach(|| w.add_collection(name, shape.as_deref(), &schema, &write)).py(py)?;
+        let cw = run(py, || w.add_collection(name, shape.as_deref(), &schema, &write))?;
         Ok(PyCollectionWriter { inner: Some(cw) })
     }
 
     /// Finishes a collection writer and registers its collection.
     fn register(&mut self, py: Python<'_>, mut writer: PyRefMut<'_, PyCollectionWriter>) -> PyResult<PyCollection> {
-        let cw = writer
-            .inner
-            .take()
-            .ok_or_else(|| raise(py, "StorageError", "that collection writer is already finished"))?;
+        let cw =
+            writer.inner.take().ok_or_else(|| raise(py, Exc::Storage, "that collection writer is already finished"))?;
         let w = self.writer(py)?;
-        Ok(PyCollection { inner: py.detach(|| w.register(cw)).py(py)? })
+        Ok(PyCollection { inner: run(py, || w.register(cw))? })
     }
 
     /// Writes obs_meta (with obs_ids) and counts; returns the dataset.
     fn finish(&mut self, py: Python<'_>) -> PyResult<PyDataset> {
         let w =
-            self.inner.take().ok_or_else(|| raise(py, "StorageError", "this writer is already finished or aborted"))?;
-        Ok(PyDataset { inner: py.detach(|| w.finish()).py(py)? })
+            self.inner.take().ok_or_else(|| raise(py, Exc::Storage, "this writer is already finished or aborted"))?;
+        Ok(PyDataset { inner: run(py, || w.finish())? })
     }
 
     /// Removes the dataset if this writer created it.
     fn abort(&mut self, py: Python<'_>) -> PyResult<()> {
         match self.inner.take() {
-            Some(w) => py.detach(|| w.abort()).py(py),
+            Some(w) => run(py, || w.abort()),
             None => Ok(()),
         }
     }

@@ -9,7 +9,7 @@ use radiobject_core::ingest::{self, CollectionSpec, ImageFormat, IngestOptions, 
 
 use crate::context::PyContext;
 use crate::dataset::{PyDataset, frame_from_py};
-use crate::error::{IntoPyResult, raise};
+use crate::error::{Exc, IntoPyResult, raise, run, run_interruptible, wait_interruptible};
 use crate::volume::data_to_py;
 
 fn format_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<ImageFormat>> {
@@ -17,7 +17,7 @@ fn format_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<ImageFormat>> {
         None => Ok(None),
         Some("nifti") => Ok(Some(ImageFormat::Nifti)),
         Some("dicom") => Ok(Some(ImageFormat::Dicom)),
-        Some(other) => Err(raise(py, "IngestError", format!("unknown image format {other:?}: use 'nifti' or 'dicom'"))),
+        Some(other) => Err(raise(py, Exc::Ingest, format!("unknown image format {other:?}: use 'nifti' or 'dicom'"))),
     }
 }
 
@@ -25,7 +25,7 @@ fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target
     match s {
         None => Ok(None),
         Some(t) => ingest::parse_target(t).map(Some).ok_or_else(|| {
-            raise(py, "ConfigurationError", format!("reorientation target must be RAS, LAS or LPS, got {t:?}"))
+            raise(py, Exc::Configuration, format!("reorientation target must be RAS, LAS or LPS, got {t:?}"))
         }),
     }
 }
@@ -41,21 +41,12 @@ pub fn discover(py: Python<'_>, spec: &str, format: Option<&str>) -> PyResult<(S
     let f = format_of(py, format)?;
     let (fmt, sources) = py.detach(|| ingest::discover(spec, f)).map_err(|e| match e {
         radiobject_core::Error::NotFound { .. } => crate::error::to_pyerr(py, e),
-        other => raise(py, "IngestError", other.to_string()),
+        other => raise(py, Exc::Ingest, other.to_string()),
     })?;
     Ok((
         fmt.as_str().to_owned(),
         sources.into_iter().map(|s| (s.path.to_string_lossy().into_owned(), s.subject_id)).collect(),
     ))
-}
-
-/// A core error as a Python exception; a held write lock is a ``DatasetLockedError`` (until the
-/// one error boundary maps ``Error::Locked`` itself).
-fn ingest_err(py: Python<'_>, e: radiobject_core::Error) -> PyErr {
-    match e {
-        e @ radiobject_core::Error::Locked { .. } => raise(py, "DatasetLockedError", e.to_string()),
-        e => crate::error::to_pyerr(py, e),
-    }
 }
 
 /// Ingests ``collections`` (``[(name, format, [(path, subject_id)])]``) into the dataset at
@@ -83,7 +74,7 @@ pub fn ingest_images<'py>(
         None => None,
         Some(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
         Some(s) => {
-            return Err(raise(py, "InvalidArgumentError", format!("lock_timeout must be seconds >= 0, got {s}")));
+            return Err(raise(py, Exc::InvalidArgument, format!("lock_timeout must be seconds >= 0, got {s}")));
         }
     };
     let mut specs = Vec::with_capacity(collections.len());
@@ -115,7 +106,7 @@ pub fn ingest_images<'py>(
         }));
     }
     let c = ctx.inner.clone();
-    let report = py.detach(|| ingest::ingest(&c, uri, &specs, &opts)).map_err(|e| ingest_err(py, e))?;
+    let report = run_interruptible(py, &c, || ingest::ingest(&c, uri, &specs, &opts))?;
     let d = PyDict::new(py);
     d.set_item("written", report.written)?;
     d.set_item("skipped", report.skipped)?;
@@ -180,14 +171,16 @@ pub fn read_image<'py>(
 #[pyo3(signature = (uri, ctx, deep=false))]
 pub fn verify<'py>(py: Python<'py>, uri: &str, ctx: PyRef<'py, PyContext>, deep: bool) -> PyResult<Bound<'py, PyAny>> {
     let c = ctx.inner.clone();
-    let report = py.detach(|| radiobject_core::verify::verify(&c, uri, deep)).py(py)?;
-    let json = serde_json::to_string(&report).map_err(|e| raise(py, "StorageError", e.to_string()))?;
+    let report = run_interruptible(py, &c, || radiobject_core::verify::verify(&c, uri, deep))?;
+    let json = serde_json::to_string(&report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
     py.import("json")?.call_method1("loads", (json,))
 }
 
 /// Runs the ``radiobject`` command line with ``argv`` (without the program name); returns the
 /// exit code.
 #[pyfunction]
-pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(|| radiobject_cli::run(argv))
+pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    // Ctrl-C interrupts the command's work (it then reports what it kept and exits 130).
+    let ctx = run(py, radiobject_core::global_context)?;
+    Ok(wait_interruptible(py, &ctx, || radiobject_cli::run(argv))?.0)
 }

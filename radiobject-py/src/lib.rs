@@ -1,8 +1,9 @@
 //! `radiobject._radiobject`: the native module behind the `radiobject` Python package.
 //!
 //! Every method here is thin: extract Python arguments into owned Rust values, run the core with
-//! the GIL released (`py.detach`), convert the result. Errors cross the boundary only through
-//! [`error::to_pyerr`].
+//! the GIL released through [`error::run`] (long work through [`error::run_interruptible`], which
+//! keeps Ctrl-C working), convert the result. Errors cross the boundary only through
+//! [`error::to_pyerr`], and the exception classes are created in [`error`].
 
 #![deny(unsafe_code)]
 
@@ -25,6 +26,7 @@ fn tiledb_version() -> (i32, i32, i32) {
 #[pymodule]
 fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PyContext>()?;
+    error::register(m)?;
     m.add_class::<context::PyStatsScope>()?;
     m.add_class::<volume::PyVolume>()?;
     m.add_class::<loader::PyPlan>()?;

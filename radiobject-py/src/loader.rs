@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use radiobject_core::loader::{Batch, Channel, Key, Mode, Plan, PlanConfig, Prefetcher, permutation};
 use radiobject_core::{Error, VolumeData};
 
-use crate::error::IntoPyResult;
+use crate::error::{IntoPyResult, run};
 use crate::volume::PyVolume;
 
 /// One channel as Python passes it: `(name, volumes, subject ids)`.
@@ -139,7 +139,7 @@ impl PyPlan {
             })
             .collect();
         let config = PlanConfig { mode, patches_per_volume, seed, foreground };
-        let plan = py.detach(|| Plan::new(keys, config)).py(py)?;
+        let plan = run(py, || Plan::new(keys, config))?;
         Ok(PyPlan { inner: Arc::new(plan) })
     }
 
@@ -181,7 +181,7 @@ impl PyPlan {
     #[getter]
     fn threads(&self, py: Python<'_>) -> PyResult<usize> {
         let plan = self.inner.clone();
-        py.detach(move || plan.context().and_then(|c| c.pool().map(rayon::ThreadPool::current_num_threads))).py(py)
+        run(py, move || plan.context().and_then(|c| c.pool().map(rayon::ThreadPool::current_num_threads)))
     }
 
     /// Shape of one item of one channel of volume ``volume``.
@@ -199,7 +199,7 @@ impl PyPlan {
     /// ``(arrays, volumes, patch_idx, slice_idx, starts, read_seconds)``.
     fn read_batch<'py>(&self, py: Python<'py>, requests: Vec<(u64, u64)>) -> PyResult<Bound<'py, PyTuple>> {
         let plan = self.inner.clone();
-        let batch = py.detach(move || plan.read_batch(&requests)).py(py)?;
+        let batch = run(py, move || plan.read_batch(&requests))?;
         batch_to_py(py, batch)
     }
 

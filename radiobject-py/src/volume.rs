@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use radiobject_core::{Datatype, Layout, MetaValue, Region, Volume, VolumeData, WriteConfig, with_voxel_type};
 
 use crate::context::PyContext;
-use crate::error::{IntoPyResult, raise};
+use crate::error::{Exc, IntoPyResult, raise, run, run_interruptible};
 
 /// Converts a metadata value to a Python object (str, int, float, tuple or bytes).
 pub(crate) fn meta_to_py<'py>(py: Python<'py>, v: &MetaValue) -> PyResult<Bound<'py, PyAny>> {
@@ -87,14 +87,14 @@ fn datatype_of(py: Python<'_>, array: &Bound<'_, PyUntypedArray>) -> PyResult<Da
     if !dt.getattr("isnative")?.extract::<bool>()? {
         return Err(raise(
             py,
-            "DtypeError",
+            Exc::Dtype,
             format!("byte-swapped arrays are not supported ({name}); use .astype(native)"),
         ));
     }
     Datatype::from_numpy_name(&name).ok_or_else(|| {
         raise(
             py,
-            "DtypeError",
+            Exc::Dtype,
             format!("unsupported dtype {name}: volumes hold int8..int64, uint8..uint64, float32 or float64"),
         )
     })
@@ -116,7 +116,7 @@ impl PyVolume {
     #[staticmethod]
     fn open(py: Python<'_>, uri: &str, ctx: PyRef<'_, PyContext>) -> PyResult<PyVolume> {
         let c = ctx.inner.clone();
-        let inner = py.detach(|| Volume::open(uri, &c)).py(py)?;
+        let inner = run(py, || Volume::open(uri, &c))?;
         Ok(PyVolume { inner })
     }
 
@@ -135,14 +135,14 @@ impl PyVolume {
         let dt = Datatype::from_numpy_name(dtype).ok_or_else(|| {
             raise(
                 py,
-                "DtypeError",
+                Exc::Dtype,
                 format!("unsupported dtype {dtype}: volumes hold int8..int64, uint8..uint64, float32 or float64"),
             )
         })?;
         let write = write_config(py, write_json)?;
         let meta = metadata_from_dict(metadata)?;
         let c = ctx.inner.clone();
-        let inner = py.detach(|| Volume::create_with(uri, &shape, dt, &c, &write, &meta, None)).py(py)?;
+        let inner = run(py, || Volume::create_with(uri, &shape, dt, &c, &write, &meta, None))?;
         Ok(PyVolume { inner })
     }
 
@@ -165,7 +165,7 @@ impl PyVolume {
         let inner = with_voxel_type!(dt, T => {
             let arr = data.cast::<PyArrayDyn<T>>()?.readonly();
             let view = arr.as_array();
-            py.detach(|| Volume::from_array_with(uri, view, &c, &write, &meta)).py(py)?
+            run(py, || Volume::from_array_with(uri, view, &c, &write, &meta))?
         }, _ => unreachable!("datatype_of only returns voxel types"));
         Ok(PyVolume { inner })
     }
@@ -228,18 +228,18 @@ impl PyVolume {
     /// Writes metadata items in one array session.
     fn set_metadata(&self, py: Python<'_>, items: &Bound<'_, PyDict>) -> PyResult<()> {
         let meta = metadata_from_dict(Some(items))?;
-        py.detach(|| self.inner.set_metadata(&meta)).py(py)
+        run(py, || self.inner.set_metadata(&meta))
     }
 
     /// Deletes metadata keys in one array session.
     fn delete_metadata(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<()> {
-        py.detach(|| self.inner.delete_metadata(&keys)).py(py)
+        run(py, || self.inner.delete_metadata(&keys))
     }
 
     /// Reads the region ``[(start, stop), ...]`` into a new Fortran-ordered array (no extra copy).
     fn read<'py>(&self, py: Python<'py>, region: Vec<(u64, u64)>) -> PyResult<Bound<'py, PyAny>> {
         let r = region_of(region);
-        let data = py.detach(|| self.inner.read_region_dyn(&r)).py(py)?;
+        let data = run(py, || self.inner.read_region_dyn(&r))?;
         Ok(data_to_py(py, data))
     }
 
@@ -250,22 +250,22 @@ impl PyVolume {
         let dt = datatype_of(py, out)?;
         let have = self.inner.dtype().py(py)?;
         if dt != have {
-            return Err(raise(py, "DtypeError", format!("out has dtype {dt} but the volume stores {have}")));
+            return Err(raise(py, Exc::Dtype, format!("out has dtype {dt} but the volume stores {have}")));
         }
         if !out.is_fortran_contiguous() {
-            return Err(raise(py, "InvalidArgumentError", "out must be Fortran-contiguous (order='F')"));
+            return Err(raise(py, Exc::InvalidArgument, "out must be Fortran-contiguous (order='F')"));
         }
         let want: Vec<usize> = r.shape().iter().map(|&n| n as usize).collect();
         if out.shape() != want.as_slice() {
-            return Err(raise(py, "ShapeError", format!("out has shape {:?}; the region needs {want:?}", out.shape())));
+            return Err(raise(py, Exc::Shape, format!("out has shape {:?}; the region needs {want:?}", out.shape())));
         }
         with_voxel_type!(dt, T => {
             let arr = out.cast::<PyArrayDyn<T>>()?;
-            let mut rw = arr.try_readwrite().map_err(|e| raise(py, "InvalidArgumentError", e.to_string()))?;
+            let mut rw = arr.try_readwrite().map_err(|e| raise(py, Exc::InvalidArgument, e.to_string()))?;
             let mut view = rw.as_array_mut();
-            let slice = view.as_slice_memory_order_mut().ok_or_else(|| raise(py, "InvalidArgumentError", "out is not contiguous"))?;
+            let slice = view.as_slice_memory_order_mut().ok_or_else(|| raise(py, Exc::InvalidArgument, "out is not contiguous"))?;
             let bytes: &mut [u8] = radiobject_core::dtype::as_bytes_mut(slice);
-            py.detach(|| self.inner.read_into(&r, bytes)).py(py)
+            run(py, || self.inner.read_into(&r, bytes))
         }, _ => unreachable!("datatype_of only returns voxel types"))
     }
 
@@ -276,13 +276,13 @@ impl PyVolume {
         with_voxel_type!(dt, T => {
             let arr = data.cast::<PyArrayDyn<T>>()?.readonly();
             let view = arr.as_array();
-            py.detach(|| self.inner.write_region(&r, view)).py(py)
+            run(py, || self.inner.write_region(&r, view))
         }, _ => unreachable!("datatype_of only returns voxel types"))
     }
 
     /// Drops the open handle and reopens the array (sees writes made elsewhere).
     fn reopen(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.reopen()).py(py)
+        run(py, || self.inner.reopen())
     }
 }
 
@@ -291,7 +291,7 @@ pub(crate) fn write_config(py: Python<'_>, json: Option<&str>) -> PyResult<Write
         None => Ok(radiobject_core::global_config().write),
         Some(j) => {
             let cfg: WriteConfig = serde_json::from_str(j)
-                .map_err(|e| raise(py, "ConfigurationError", format!("invalid write config: {e}")))?;
+                .map_err(|e| raise(py, Exc::Configuration, format!("invalid write config: {e}")))?;
             let full = radiobject_core::RadiObjectConfig { write: cfg, ..Default::default() };
             full.validate().py(py)?;
             Ok(full.write)
@@ -312,7 +312,7 @@ pub fn read_batch<'py>(
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let reqs: Vec<(Volume, Region)> = requests.iter().map(|(v, r)| (v.inner.clone(), region_of(r.clone()))).collect();
     let c = ctx.inner.clone();
-    let out = py.detach(|| radiobject_core::parallel::read_batch(&c, &reqs)).py(py)?;
+    let out = run_interruptible(py, &c, || radiobject_core::parallel::read_batch(&c, &reqs))?;
     Ok(out.into_iter().map(|d| data_to_py(py, d)).collect())
 }
 

@@ -67,6 +67,8 @@ impl Array {
             Mode::Write => sys::TILEDB_WRITE,
             Mode::Delete => sys::TILEDB_DELETE,
         };
+        // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+        let _gate = crate::sync::enter();
         // SAFETY: the array is allocated; on failure Drop frees it without closing.
         ctx.check(unsafe { sys::tiledb_array_open(ctx.ptr(), raw, qt) })?;
         array.open = true;
@@ -100,6 +102,8 @@ impl Array {
     /// Closes the array, reporting errors (metadata and fragment commits happen here).
     pub fn close(mut self) -> TdbResult<()> {
         self.open = false;
+        // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+        let _gate = crate::sync::enter();
         // SAFETY: the array is open; after this Drop only frees it.
         self.ctx.check(unsafe { sys::tiledb_array_close(self.ctx.ptr(), self.ptr.as_ptr()) })
     }
@@ -124,6 +128,8 @@ impl Drop for Array {
             return;
         }
         if self.open {
+            // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+            let _gate = crate::sync::enter();
             // SAFETY: the array is open; close errors cannot be reported from Drop (use `close`).
             unsafe { sys::tiledb_array_close(self.ctx.ptr(), self.ptr.as_ptr()) };
         }

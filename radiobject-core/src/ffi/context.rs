@@ -113,6 +113,8 @@ impl Drop for RawCtx {
             return;
         }
         let mut p = self.ptr.as_ptr();
+        // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+        let _gate = crate::sync::enter();
         // SAFETY: allocated by tiledb_ctx_alloc in this process and freed exactly once.
         unsafe { sys::tiledb_ctx_free(&mut p) };
     }
@@ -130,6 +132,8 @@ impl Ctx {
     pub fn new(params: &[(String, String)]) -> TdbResult<Self> {
         let cfg = RawConfig::new(params)?;
         let mut ctx = ptr::null_mut();
+        // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+        let _gate = crate::sync::enter();
         // SAFETY: cfg.0 is a live config; the out-pointer is valid.
         let rc = unsafe { sys::tiledb_ctx_alloc(cfg.0, &mut ctx) };
         match NonNull::new(ctx) {

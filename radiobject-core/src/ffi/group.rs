@@ -80,6 +80,8 @@ impl Group {
         let ptr = NonNull::new(raw).ok_or_else(|| err("tiledb_group_alloc returned NULL"))?;
         let mut g = Group { ctx: ctx.clone(), ptr, open: false };
         let qt = if mode == Mode::Read { sys::TILEDB_READ } else { sys::TILEDB_WRITE };
+        // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+        let _gate = crate::sync::enter();
         // SAFETY: the group is allocated; Drop frees it if this fails.
         ctx.check(unsafe { sys::tiledb_group_open(ctx.ptr(), raw, qt) })?;
         g.open = true;
@@ -147,6 +149,8 @@ impl Group {
     /// Closes the group, reporting errors (member and metadata changes are written here).
     pub fn close(mut self) -> TdbResult<()> {
         self.open = false;
+        // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+        let _gate = crate::sync::enter();
         // SAFETY: the group is open; Drop only frees it afterwards.
         self.ctx.check(unsafe { sys::tiledb_group_close(self.ctx.ptr(), self.ptr.as_ptr()) })
     }
@@ -171,6 +175,8 @@ impl Drop for Group {
             return;
         }
         if self.open {
+            // Process-wide libtiledb state (open-array registry, contexts): no fork() meanwhile.
+            let _gate = crate::sync::enter();
             // SAFETY: the group is open.
             unsafe { sys::tiledb_group_close(self.ctx.ptr(), self.ptr.as_ptr()) };
         }

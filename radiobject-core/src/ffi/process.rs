@@ -59,3 +59,23 @@ pub(crate) fn hostname() -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
+
+extern "C" fn atfork_prepare() {
+    crate::sync::before_fork();
+}
+
+extern "C" fn atfork_parent() {
+    crate::sync::after_fork(false);
+}
+
+extern "C" fn atfork_child() {
+    crate::sync::after_fork(true);
+}
+
+/// Registers the fork gate's handlers (see [`crate::sync`]); called once per process.
+pub(crate) fn register_atfork() {
+    // SAFETY: the three handlers are plain `extern "C" fn()`s that live for the whole program and
+    // only touch atomics and thread-locals (and sleep); pthread_atfork copies the pointers.
+    let rc = unsafe { libc::pthread_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child)) };
+    debug_assert_eq!(rc, 0, "pthread_atfork failed");
+}

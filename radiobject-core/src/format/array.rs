@@ -176,8 +176,12 @@ impl DirectArray {
     /// epoch; `None` = now, as libtiledb opens arrays for reading).
     pub fn open(storage: Arc<dyn Storage>, attr: &str, t_end: Option<u64>) -> Result<DirectArray, DirectError> {
         // Three listings, side by side (each is a round trip on object stores).
-        let (root, (commits, schema_list)) =
-            rayon::join(|| storage.list(""), || rayon::join(|| storage.list("__commits"), || storage.list("__schema")));
+        let list3 = || (storage.list(""), (storage.list("__commits"), storage.list("__schema")));
+        let (root, (commits, schema_list)) = if crate::sync::on_pool() {
+            rayon::join(|| storage.list(""), || rayon::join(|| storage.list("__commits"), || storage.list("__schema")))
+        } else {
+            list3()
+        };
         let (root, commits, schema_list) = (root?, commits?, schema_list?);
         if root.iter().any(|e| {
             e.ends_with(".ok")
@@ -572,8 +576,9 @@ impl DirectArray {
             self.decode_into_vec(c, map, &mut out, scratch)?;
             Ok(out)
         };
-        if coords.len() == 1 {
-            return Ok(vec![decode(&coords[0], &mut Vec::new())?]);
+        if coords.len() == 1 || !crate::sync::on_pool() {
+            let mut scratch = Vec::new();
+            return coords.iter().map(|c| decode(c, &mut scratch)).collect();
         }
         coords.par_iter().map_init(Vec::new, |scratch, c| decode(c, scratch)).collect()
     }
@@ -701,8 +706,9 @@ impl DirectArray {
                 }
                 Ok::<(), DirectError>(())
             };
-            if wave.len() == 1 {
-                wave.into_iter().try_for_each(|w| run(w, &mut (Vec::new(), Vec::new())))?;
+            if wave.len() == 1 || !crate::sync::on_pool() {
+                let mut bufs = (Vec::new(), Vec::new());
+                wave.into_iter().try_for_each(|w| run(w, &mut bufs))?;
             } else {
                 wave.into_par_iter().try_for_each_init(|| (Vec::new(), Vec::new()), |bufs, w| run(w, bufs))?;
             }

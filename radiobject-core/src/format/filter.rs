@@ -412,7 +412,11 @@ impl Pipeline {
             decode_chunk(&steps, chunk, dst, verify_checksums)
                 .map_err(|e| FormatError::Corrupt(format!("filtered tile chunk {i} of {n}: {e}")))
         };
-        if jobs.len() <= 1 { jobs.into_iter().try_for_each(run) } else { jobs.into_par_iter().try_for_each(run) }
+        if jobs.len() <= 1 || !crate::sync::on_pool() {
+            jobs.into_iter().try_for_each(run)
+        } else {
+            jobs.into_par_iter().try_for_each(run)
+        }
     }
 }
 

@@ -205,7 +205,7 @@ pub fn datatype_of(data: &VolumeData) -> Datatype {
 /// [`Error::UnsupportedDtype`] for RGB, complex, binary or float128 images; [`Error::Shape`] for
 /// images that are not 3D or 4D.
 pub fn read_nifti(path: &Path, reorient: Option<Target>) -> Result<ImageVolume> {
-    nifti::read(path, reorient)
+    crate::context::on_a_pool(|| nifti::read(path, reorient))
 }
 
 /// Reads a DICOM series: a directory of single-frame files of one series, or one (multi-frame)
@@ -234,7 +234,7 @@ pub fn read_nifti(path: &Path, reorient: Option<Target>) -> Result<ImageVolume> 
 /// SeriesInstanceUIDs, orientations, or image sizes), duplicate slice positions, colour images
 /// or unsupported pixel encodings.
 pub fn read_dicom_series(dir: &Path, reorient: Option<Target>) -> Result<ImageVolume> {
-    dicom::read(dir, reorient)
+    crate::context::on_a_pool(|| dicom::read(dir, reorient))
 }
 
 /// Reorients when `target` is given and differs from `codes`; returns the original affine when

@@ -55,7 +55,7 @@ pub struct Foreground {
 impl Foreground {
     /// Reads every mask (whole, bypassing the tile cache) and indexes its foreground.
     pub fn index(ctx: &Context, masks: &[Volume]) -> Result<Foreground> {
-        let masks = ctx.pool()?.install(|| masks.par_iter().map(index_mask).collect::<Result<Vec<_>>>())?;
+        let masks = ctx.workers()?.install(|| masks.par_iter().map(index_mask).collect::<Result<Vec<_>>>())?;
         Ok(Foreground { masks })
     }
 

@@ -178,7 +178,7 @@ impl Plan {
             let one = |v: &Volume| v.info().map(|i| (i.shape, i.dtype));
             match &ctx {
                 // Side by side: an open on S3 is several round trips.
-                Some(c) if n_volumes > 1 => c.pool()?.install(|| ch.volumes.par_iter().map(one).collect()),
+                Some(c) if n_volumes > 1 => c.workers()?.install(|| ch.volumes.par_iter().map(one).collect()),
                 _ => ch.volumes.iter().map(one).collect(),
             }
         };
@@ -457,7 +457,7 @@ impl Plan {
         if jobs.len() == 1 {
             jobs.into_iter().try_for_each(read_one)?;
         } else {
-            ctx.pool()?.install(|| jobs.into_par_iter().try_for_each(read_one))?;
+            ctx.workers()?.install(|| jobs.into_par_iter().try_for_each(read_one))?;
         }
         let bytes: u64 = arrays.iter().map(|a| a.as_bytes().len() as u64).sum();
         let read_nanos = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);

@@ -23,6 +23,11 @@ class                              raised for
 ``OutOfMemoryError``               a size decided by the input cannot be allocated (``MemoryError``)
 ``DatasetLockedError``             another writer holds the dataset's write lock (``StorageError``)
 ================================  ===========================================================
+
+The classes are created by the native module (one definition, in Rust, where errors are mapped).
+Every instance has ``uri`` (the object involved) and ``op`` (the operation: ``"open"``,
+``"read"``, ``"write"``...) attributes, ``None`` when the error names none. An operation
+interrupted by Ctrl-C raises the builtin ``KeyboardInterrupt`` after keeping what it finished.
 """
 
 from __future__ import annotations
@@ -48,72 +53,22 @@ __all__ = [
 ]
 
 
-class RadiObjectError(Exception):
-    """Base class of every radiobject error."""
-
-
-class ShapeError(RadiObjectError, ValueError):
-    """A shape is invalid or does not match."""
-
-
-class RegionError(ShapeError, IndexError):
-    """A region or index lies outside the volume or selects nothing."""
-
-
-class DtypeError(ShapeError, TypeError):
-    """A voxel type is unsupported or does not match the volume's."""
-
-
-class AlignmentError(RadiObjectError, ValueError):
-    """Index or subject alignment failure."""
-
-
-class StorageError(RadiObjectError, RuntimeError):
-    """A TileDB storage or I/O operation failed."""
-
-
-class CorruptDataError(StorageError):
-    """Stored data failed to decode: a truncated, corrupted or inconsistent tile (checksums where
-    the array has them). Names the array and the tile; no voxels are returned."""
-
-
-class ConfigurationError(RadiObjectError, ValueError):
-    """Invalid configuration."""
-
-
-class SchemaError(RadiObjectError, ValueError):
-    """Column, schema, or metadata conflict."""
-
-
-class IngestError(RadiObjectError, ValueError):
-    """Image discovery or format detection failure."""
-
-
-class ViewError(RadiObjectError, TypeError):
-    """Attempted mutation of a read-only view."""
-
-
-class NotFoundError(RadiObjectError, FileNotFoundError):
-    """Nothing exists at the URI."""
-
-
-class AlreadyExistsError(StorageError, FileExistsError):
-    """The target already exists; nothing was written."""
-
-
-class ObjectTypeError(RadiObjectError, ValueError):
-    """The URI holds another kind of TileDB object than expected."""
-
-
-class InvalidArgumentError(RadiObjectError, ValueError):
-    """An argument is invalid."""
-
-
-class OutOfMemoryError(RadiObjectError, MemoryError):
-    """A buffer whose size the input decides (a region, a batch, a mask) cannot be allocated."""
-
-
-class DatasetLockedError(StorageError):
-    """Another writer (named in the message, with the lock's age) is changing the dataset; nothing
-    was written. Wait and retry (``lock_timeout=`` waits), or remove a stale lock with
-    ``radiobject unlock <uri>``."""
+from radiobject._radiobject import (
+    AlignmentError,
+    AlreadyExistsError,
+    ConfigurationError,
+    CorruptDataError,
+    DatasetLockedError,
+    DtypeError,
+    IngestError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObjectTypeError,
+    OutOfMemoryError,
+    RadiObjectError,
+    RegionError,
+    SchemaError,
+    ShapeError,
+    StorageError,
+    ViewError,
+)
