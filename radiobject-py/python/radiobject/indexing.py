@@ -19,6 +19,10 @@ __all__ = ["Index", "align"]
 
 _SetLike = Union["Index", frozenset, set]
 
+#: Added to lookups that miss: a handle is a snapshot of the dataset as of when it was opened (a
+#: consistent view while another process appends), so what was written since is not in it.
+STALE_HINT = " (a dataset handle shows the dataset as of when it was opened; open it again to see later writes)"
+
 
 @dataclass(frozen=True)
 class Index:
@@ -58,7 +62,7 @@ class Index:
         try:
             return self.key_to_idx[key]
         except (KeyError, TypeError):
-            raise KeyError(f"{key!r} is not in index {self.name!r}") from None
+            raise KeyError(f"{key!r} is not in index {self.name!r}{STALE_HINT}") from None
 
     def get_key(self, idx: int) -> str:
         """Key at position ``idx`` (no negative indexing); ``IndexError`` if out of range."""
