@@ -413,6 +413,36 @@ pub struct RadiObjectConfig {
     pub s3: S3Config,
 }
 
+/// A deserialization error of a configuration, named by the field that causes it
+/// (`read.max_workers: invalid type: string "x", expected u32`) instead of a position in the
+/// JSON the bindings generated.
+fn describe_config_error(value: &serde_json::Value, whole: serde_json::Error) -> String {
+    fn fails(v: serde_json::Value) -> Option<serde_json::Error> {
+        serde_json::from_value::<RadiObjectConfig>(v).err()
+    }
+    // The deepest field that fails on its own, found by rebuilding the document one key at a time.
+    fn find(
+        path: &mut Vec<String>,
+        v: &serde_json::Value,
+        wrap: &dyn Fn(serde_json::Value) -> serde_json::Value,
+    ) -> Option<String> {
+        let err = fails(wrap(v.clone()))?;
+        if let serde_json::Value::Object(map) = v {
+            for (k, sub) in map {
+                path.push(k.clone());
+                let inner =
+                    |x: serde_json::Value| wrap(serde_json::Value::Object([(k.clone(), x)].into_iter().collect()));
+                if let Some(found) = find(path, sub, &inner) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+        }
+        Some(if path.is_empty() { err.to_string() } else { format!("{}: {err}", path.join(".")) })
+    }
+    find(&mut Vec::new(), value, &|x| x).unwrap_or_else(|| whole.to_string())
+}
+
 impl RadiObjectConfig {
     /// Checks every field; the first problem is returned as [`Error::Config`].
     pub fn validate(&self) -> Result<()> {
@@ -425,7 +455,13 @@ impl RadiObjectConfig {
 
     /// Parses and validates a JSON document (missing fields take their defaults).
     pub fn from_json(json: &str) -> Result<Self> {
-        let cfg: RadiObjectConfig = serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
+        // Not JSON at all: serde's message with its position is the useful one.
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::Config(format!("not valid JSON: {e}")))?;
+        let cfg: RadiObjectConfig = match serde_json::from_value(value.clone()) {
+            Ok(cfg) => cfg,
+            Err(e) => return Err(Error::Config(describe_config_error(&value, e))),
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -526,6 +562,16 @@ mod tests {
         assert_eq!(c.write.compression.level, 3);
         assert_eq!(c.write.tile.orientation, SliceOrientation::Axial);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn config_errors_name_the_field_not_a_json_position() {
+        let e = RadiObjectConfig::from_json(r#"{"write": {"tile": {}}, "read": {"max_workers": "x"}}"#).unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid configuration: read.max_workers: invalid type: string "x", expected u32"#);
+        let e = RadiObjectConfig::from_json(r#"{"read": {"nope": 1}}"#).unwrap_err().to_string();
+        assert!(e.starts_with("invalid configuration: read.nope: unknown field `nope`") && !e.contains("column"), "{e}");
+        let e = RadiObjectConfig::from_json("{bad").unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
     }
 
     #[test]
