@@ -445,6 +445,7 @@ fn direct_error(uri: &str, e: DirectError) -> Error {
             detail: format!("{path} is truncated: bytes {start}..{end} were expected, the file ends at {size}"),
         },
         DirectError::Io(e) => Error::Io { uri, detail: e.to_string() },
+        DirectError::Interrupted => Error::Interrupted(format!("the read of {uri} stopped; nothing was returned")),
     }
 }
 

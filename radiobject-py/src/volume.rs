@@ -239,7 +239,14 @@ impl PyVolume {
     /// Reads the region ``[(start, stop), ...]`` into a new Fortran-ordered array (no extra copy).
     fn read<'py>(&self, py: Python<'py>, region: Vec<(u64, u64)>) -> PyResult<Bound<'py, PyAny>> {
         let r = region_of(region);
-        let data = run(py, || self.inner.read_region_dyn(&r))?;
+        let voxels: u128 = r.ranges().iter().map(|&(a, b)| u128::from(b.saturating_sub(a))).product();
+        let data = if voxels >= LONG_READ_VOXELS {
+            // Long enough to want Ctrl-C (a whole volume, from S3 in particular).
+            let ctx = run(py, || self.inner.context())?;
+            run_interruptible(py, &ctx, || self.inner.read_region_dyn(&r))?
+        } else {
+            run(py, || self.inner.read_region_dyn(&r))?
+        };
         Ok(data_to_py(py, data))
     }
 
@@ -298,6 +305,9 @@ pub(crate) fn write_config(py: Python<'_>, json: Option<&str>) -> PyResult<Write
         }
     }
 }
+
+/// Reads of at least this many voxels run interruptibly (see [`run_interruptible`]).
+const LONG_READ_VOXELS: u128 = 1 << 24;
 
 /// One region request of [`read_batch`]: a volume and half-open ranges.
 type VolumeRequest<'py> = (PyRef<'py, PyVolume>, Vec<(u64, u64)>);

@@ -30,6 +30,9 @@ pub enum DirectError {
     /// Storage failed.
     #[error("{0}")]
     Io(#[from] IoError),
+    /// The read was interrupted (Ctrl-C, see [`crate::cancel`]) between request waves.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl DirectError {
@@ -655,7 +658,11 @@ impl DirectArray {
         }
         let ntiles = slabs.iter().map(|s| s.2.len()).sum();
         let local = self.is_local();
+        let checkpoint = crate::cancel::Checkpoint::new();
         while !slabs.is_empty() {
+            if checkpoint.interrupted() {
+                return Err(DirectError::Interrupted);
+            }
             // The next wave: every slab when local; on object stores, slabs while their stored
             // bytes fit the budget, fetched here at once.
             let mut stored = StoredMap::new();
