@@ -77,6 +77,30 @@ pub fn assign_obs_ids(subject_ids: &[String], name: &str, taken: &[String]) -> V
         .collect()
 }
 
+/// New obs_ids for a copy of volumes of `subject_ids` (in order) under collection name `name`:
+/// `{sid}_{name}` for a subject with one volume, `{sid}_{name}_acq-{k}` (k = 1, 2, ... in order)
+/// for every volume of a subject with several, so they never collide (the reference gave them all
+/// `{sid}_{name}`). The naming rule of `write(name=...)` / `rename` copies.
+pub fn rename_obs_ids(subject_ids: &[String], name: &str) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for s in subject_ids {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    subject_ids
+        .iter()
+        .map(|sid| {
+            if counts[sid.as_str()] == 1 {
+                format!("{sid}_{name}")
+            } else {
+                let k = seen.entry(sid.as_str()).or_default();
+                *k += 1;
+                format!("{sid}_{name}_acq-{k}")
+            }
+        })
+        .collect()
+}
+
 /// The subjects of `given` that are new to a dataset whose subjects are `existing`, sorted. Every
 /// new subject needs an obs_meta row: `obs_meta` lists the subjects that have one (None: no
 /// obs_meta was given). Errors name the subjects ("obs_meta required for new subject(s)",
@@ -651,6 +675,11 @@ impl CollectionWriter {
         self.dirs.len()
     }
 
+    /// The obs_ids of the volumes written (or adopted) so far, in write order.
+    pub fn written_obs_ids(&self) -> &[String] {
+        self.rows.column("obs_id").and_then(|c| c.values.as_str()).unwrap_or(&[])
+    }
+
     /// Writes one volume (any layout) with its obs row.
     pub fn write_volume<T: Element>(
         &mut self,
@@ -688,6 +717,9 @@ impl CollectionWriter {
             return Err(Error::Invalid("obs_id and obs_subject_id must be non-empty".into()));
         }
         crate::dataset::check_subject_id(subject_id)?;
+        if !(3..=4).contains(&shape.len()) {
+            return Err(Error::shape(format!("volume {obs_id:?}: volumes are 3D or 4D, got shape {shape:?}")));
+        }
         if self.seen.contains(obs_id) {
             return Err(Error::Alignment(format!("obs_id {obs_id:?} already exists in {}", self.uri)));
         }
@@ -897,6 +929,12 @@ mod tests {
         let sids: Vec<String> = ["a", "b", "a", "a"].iter().map(|s| (*s).to_owned()).collect();
         let got = assign_obs_ids(&sids, "T1w", &["b_T1w".to_owned()]);
         assert_eq!(got, ["a_T1w", "b_T1w_acq-1", "a_T1w_acq-1", "a_T1w_acq-2"]);
+    }
+
+    #[test]
+    fn rename_obs_ids_numbers_every_volume_of_a_repeated_subject() {
+        let sids: Vec<String> = ["a", "b", "a"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(rename_obs_ids(&sids, "T2w"), ["a_T2w_acq-1", "b_T2w", "a_T2w_acq-2"]);
     }
 
     #[test]

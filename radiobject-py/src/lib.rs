@@ -12,6 +12,7 @@ mod dataset;
 mod error;
 mod ingest;
 mod loader;
+mod rules;
 mod volume;
 
 use pyo3::prelude::*;
@@ -25,8 +26,8 @@ fn tiledb_version() -> (i32, i32, i32) {
 /// Native module of the `radiobject` package.
 #[pymodule]
 fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<context::PyContext>()?;
     error::register(m)?;
+    m.add_class::<context::PyContext>()?;
     m.add_class::<context::PyStatsScope>()?;
     m.add_class::<volume::PyVolume>()?;
     m.add_class::<loader::PyPlan>()?;
@@ -36,6 +37,7 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loader::shuffle_order, m)?)?;
     m.add_function(wrap_pyfunction!(loader::set_process_worker_threads, m)?)?;
     dataset::register(m)?;
+    rules::register(m)?;
     m.add_function(wrap_pyfunction!(context::global_context, m)?)?;
     m.add_function(wrap_pyfunction!(context::validate_config, m)?)?;
     m.add_function(wrap_pyfunction!(context::set_global_config, m)?)?;

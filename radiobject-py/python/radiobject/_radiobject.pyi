@@ -37,6 +37,9 @@ __all__ = [
     "process_snapshot_json",
     "read_batch",
     "assign_obs_ids",
+    "rename_obs_ids",
+    "tile_extents",
+    "axcodes",
     "new_subjects_with_rows",
     "infer_series_type",
     "tiledb_version",
@@ -541,6 +544,18 @@ def new_subjects_with_rows(existing: Sequence[str], given: Sequence[str], obs_me
 def assign_obs_ids(subject_ids: Sequence[str], name: str, taken: Sequence[str] = ...) -> list[str]:
     """New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order), with ``_acq-{k}`` when
     the id is in ``taken`` or already given to an earlier volume."""
+
+def rename_obs_ids(subject_ids: Sequence[str], name: str) -> list[str]:
+    """New obs_ids for a copy of volumes of ``subject_ids`` (in order) named ``name``:
+    ``{sid}_{name}``, and ``{sid}_{name}_acq-{k}`` for every volume of a subject with several."""
+
+def tile_extents(shape: Sequence[int], config: object | None = None) -> list[int]:
+    """Tile extents of a volume of ``shape`` (3 or 4 axes) under ``config`` (a configuration or a
+    section of one, JSON or object; None: the global one), clipped to the shape."""
+
+def axcodes(affine: Sequence[Sequence[float]]) -> str:
+    """Axis codes of an affine (its upper-left 3x3 is used), as nibabel's ``aff2axcodes``, e.g.
+    ``"RAS"``; an axis without direction gets ``"?"``."""
 
 def read_batch(ctx: Context, requests: Sequence[tuple[NativeVolume, _Region]]) -> list[npt.NDArray[Any]]:
     """Reads many regions of many volumes on ``ctx``'s worker pool, with the GIL released;

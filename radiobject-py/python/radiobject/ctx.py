@@ -165,16 +165,9 @@ class TileConfig(_Section):
         return {"write": {"tile": self.model_dump()}}
 
     def extents_for_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Tile extents for a volume of ``shape`` (3 or 4 axes), before clipping."""
-        sx, sy, sz = shape[0], shape[1], shape[2]
-        defaults = {
-            SliceOrientation.AXIAL: (sx, sy, 1),
-            SliceOrientation.SAGITTAL: (1, sy, sz),
-            SliceOrientation.CORONAL: (sx, 1, sz),
-            SliceOrientation.ISOTROPIC: (64, 64, 64),
-        }[self.orientation]
-        ext = (self.x or defaults[0], self.y or defaults[1], self.z or defaults[2])
-        return (*ext, self.t) if len(shape) == 4 else ext
+        """Tile extents for a volume of ``shape`` (3 or 4 axes), clipped to the shape (the
+        native rule the writers use)."""
+        return tuple(_rb.tile_extents([int(n) for n in shape], json.dumps(self._wrap())))
 
 
 def _enum(cls: type[enum.Enum], value: Any) -> Any:

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from radiobject import _radiobject as _rb
+from radiobject._frames import pandas_to_frame
+from radiobject._registry import wrapper
 from radiobject.ctx import Context, resolve_ctx
-from radiobject.exceptions import IngestError
-from radiobject.imaging import resolve_reorient
+from radiobject.exceptions import IngestError, ViewError
+from radiobject.imaging import read_image, resolve_reorient
+from radiobject.parallel import map_on_threads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +75,8 @@ def detect_format(spec: ImageSpec) -> ImageFormat:
 
 def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tuple[str, str]]]:
     if isinstance(spec, (str, Path)):
-        fmt, sources = discover_sources(spec, hint)
-        return fmt.value, sources
+        found, sources = discover_sources(spec, hint)
+        return found.value, sources
     out: list[tuple[str, str]] = []
     for item in spec:
         if isinstance(item, (tuple, list)) and len(item) == 2:
@@ -170,8 +173,6 @@ def from_images(
             folder ingested again) is skipped with a warning in ``ingest_report["warnings"]``.
         lock_timeout: seconds to wait for another writer of the dataset (default: fail at once).
     """
-    from radiobject.radi_object import RadiObject
-
     if not images:
         raise IngestError("images is empty: give {collection name: images}")
     collections = []
@@ -181,8 +182,6 @@ def from_images(
         collections.append((name, fmt, sources))
     frame = None
     if obs_meta is not None:
-        from radiobject._frames import pandas_to_frame
-
         df = obs_meta
         if "obs_subject_id" not in df.columns:
             if "participant_id" in df.columns:
@@ -211,7 +210,7 @@ def from_images(
         )
     finally:
         close()
-    radi = RadiObject(str(uri), ctx=ctx)
+    radi = wrapper("RadiObject")(str(uri), ctx=ctx)
     radi.ingest_report = IngestReport(report)  # type: ignore[attr-defined]
     return radi
 
@@ -246,6 +245,8 @@ def append_images(
     """Adds image files to an existing dataset (``RadiObject.append`` with paths, globs or
     ``(path, subject)`` lists): into existing collections or new ones, with ``obs_meta`` rows for
     new subjects. Runs the resumable ingest; ``radi`` is refreshed in place and returned."""
+    if radi.uri is None:
+        raise ViewError("cannot append to a view of a RadiObject")
     rows = _new_subject_rows(radi, obs_meta)
     from_images(
         radi.uri,
@@ -273,9 +274,6 @@ def append_to_collection(
     """Reads NIfTI files / DICOM series (``[(path, subject_id)]``) in parallel with radiobject's
     readers and appends them to a standalone collection as ``{subject}_{collection}`` (with
     ``_acq-k`` for further images of a subject), with their imaging obs columns and metadata."""
-    from radiobject.imaging import read_image
-    from radiobject.parallel import map_on_threads
-
     jobs = [(str(p), str(s), "nifti") for p, s in (niftis or [])] + [
         (str(p), str(s), "dicom") for p, s in (dicom_dirs or [])
     ]
@@ -283,15 +281,9 @@ def append_to_collection(
         raise IngestError("append_to_collection needs niftis= or dicom_dirs=")
     target = resolve_reorient(reorient)
     images = map_on_threads(lambda j: read_image(j[0], j[2], target), jobs, progress=bool(progress), desc=vc.name)
-    name = vc.name or "volume"
-    taken = set(vc.obs_ids)
-    volumes = []
-    for (_path, sid, _), img in zip(jobs, images):
-        base = obs_id = f"{sid}_{name}"
-        k = 0
-        while obs_id in taken:
-            k += 1
-            obs_id = f"{base}_acq-{k}"
-        taken.add(obs_id)
-        volumes.append((img["data"], obs_id, sid, dict(img["obs"]), dict(img["metadata"])))
+    obs_ids = _rb.assign_obs_ids([sid for _, sid, _ in jobs], vc.name or "volume", list(vc.obs_ids))
+    volumes = [
+        (img["data"], obs_id, sid, dict(img["obs"]), dict(img["metadata"]))
+        for (_, sid, _), obs_id, img in zip(jobs, obs_ids, images)
+    ]
     vc.append(volumes=volumes)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from radiobject import _radiobject as _rb
+
 __all__ = [
     "OrientationInfo",
     "metadata_to_orientation_info",
@@ -39,22 +41,9 @@ class OrientationInfo:
 
 
 def aff2axcodes(affine: Any) -> tuple[str, str, str]:
-    """Axis codes of an affine (which world axis each voxel axis points along), as nibabel."""
-    a = np.asarray(affine, dtype=float)[:3, :3]
-    codes: list[str] = []
-    used: set[int] = set()
-    # greedy assignment by largest absolute component, as nibabel's io_orientation
-    order = np.argsort(-np.abs(a), axis=None)
-    assign: dict[int, tuple[int, float]] = {}
-    for flat in order:
-        world, vox = divmod(int(flat), 3)
-        if vox in assign or world in used:
-            continue
-        assign[vox] = (world, a[world, vox])
-        used.add(world)
-    for vox in range(3):
-        world, sign = assign.get(vox, (vox, 1.0))
-        codes.append(_AXES[world][1 if sign >= 0 else 0])
+    """Axis codes of an affine (which world axis each voxel axis points along), as nibabel's
+    ``aff2axcodes``; an axis without direction gets ``"?"`` (the native rule ingest uses)."""
+    codes = _rb.axcodes(np.asarray(affine, dtype=float).tolist())
     return codes[0], codes[1], codes[2]
 
 

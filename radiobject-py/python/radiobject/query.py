@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from radiobject import _radiobject as _rb
 from radiobject._frames import kind_of_value, py_value
 from radiobject._types import AttrValue, normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
+from radiobject.dataframe import query_frame
 from radiobject.exceptions import InvalidArgumentError, ShapeError
+from radiobject.indexing import iloc_positions
 from radiobject.parallel import map_on_threads
+from radiobject.writers import VolumeCollectionWriter
 
 if TYPE_CHECKING:
     from radiobject.volume import Volume
@@ -102,9 +106,6 @@ class EagerQuery:
         is given and differs from the source's name — to ``{subject}_{name}`` (``_acq-k`` for
         subjects with several volumes; see ``VolumeCollection.write``).
         """
-        from radiobject.volume_collection import renamed_obs_ids
-        from radiobject.writers import VolumeCollectionWriter
-
         bad = [i for i, r in enumerate(self._results) if not isinstance(r, np.ndarray)]
         if bad:
             raise InvalidArgumentError(
@@ -118,7 +119,7 @@ class EagerQuery:
         if rename:
             if not out_name:
                 raise InvalidArgumentError("renaming obs_ids needs a collection name; pass name=")
-            ids = renamed_obs_ids(sids, out_name)
+            ids = _rb.rename_obs_ids(sids, out_name)
         kinds: dict[str, str] = dict(self._source._snap.kinds) if self._source is not None else {}
         for upd in self._obs_updates:
             for k, v in upd.items():
@@ -246,7 +247,7 @@ class LazyQuery:
         self._transform_fn = transform_fn
 
     def _copy(self, **changes: Any) -> LazyQuery:
-        fields = {
+        fields: dict[str, Any] = {
             "volume_ids": self._volume_ids,
             "volume_query": self._volume_query,
             "subject_ids": self._subject_ids,
@@ -275,8 +276,6 @@ class LazyQuery:
     def iloc(self, key: Any) -> LazyQuery:
         """Keeps the volumes at positions ``key`` (int, slice, int list or boolean mask) of the
         source collection."""
-        from radiobject.indexing import iloc_positions
-
         ids = self._source.obs_ids
         pos = iloc_positions(key, len(ids), "volumes")
         picked = [ids[pos]] if isinstance(pos, int) else [ids[i] for i in pos]
@@ -312,8 +311,6 @@ class LazyQuery:
 
     def _resolve(self) -> frozenset[str]:
         """obs_ids selected by every filter."""
-        from radiobject.dataframe import query_frame
-
         src = self._source
         obs = src._obs_df()
         if self._volume_query is not None:
@@ -376,9 +373,6 @@ class LazyQuery:
         any name they are kept. ``uri=None`` writes next to the source: ``<parent>/<name>``,
         else ``<source>_<transform name>``, else ``<source>_written``.
         """
-        from radiobject.volume_collection import renamed_obs_ids
-        from radiobject.writers import VolumeCollectionWriter
-
         view = self._view()
         if len(view) == 0:
             raise InvalidArgumentError("No volumes match the query")
@@ -393,7 +387,7 @@ class LazyQuery:
                 uri = f"{parent}/{leaf}_{fn_name}"
             else:
                 uri = f"{src.uri}_written"
-        new_ids = renamed_obs_ids(view.obs_subject_ids, out_name) if out_name else None
+        new_ids = _rb.rename_obs_ids(view.obs_subject_ids, out_name) if out_name else None
         c = resolve_ctx(ctx) if ctx is not None else src._context
         if self._transform_fn is None:
             w = VolumeCollectionWriter(uri, shape=src.shape, obs_schema=src._snap.kinds, name=out_name, ctx=c, write=write)

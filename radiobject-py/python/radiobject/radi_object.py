@@ -20,6 +20,7 @@ renamed collection opens under its new name (in the reference it became unreacha
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections import Counter
@@ -31,12 +32,16 @@ import pandas as pd
 
 from radiobject import _radiobject as _rb
 from radiobject._frames import frame_kinds, frame_to_pandas, py_value
+from radiobject._registry import register
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
 from radiobject.dataframe import Dataframe, ObsFrame, query_frame
 from radiobject.exceptions import AlignmentError, InvalidArgumentError, SchemaError, ViewError
-from radiobject.indexing import Index, iloc_positions
-from radiobject.volume import Volume
+from radiobject.indexing import STALE_HINT, Index, iloc_positions
+from radiobject.ingest import _sources, append_images, discover_sources
+from radiobject.verify import verify
+from radiobject.volume import Volume, context_for_config
 from radiobject.volume_collection import VolumeCollection
+from radiobject.writers import RadiObjectWriter, VolumeCollectionWriter
 
 __all__ = ["RadiObject"]
 
@@ -116,10 +121,11 @@ class _Loc:
         idx = r.index
         missing = [k for k in keys if k not in idx]
         if missing:
-            raise KeyError(f"obs_subject_id(s) not found: {missing[:5]}")
+            raise KeyError(f"obs_subject_id(s) not found: {missing[:5]}{STALE_HINT}")
         return r._with_subjects(keys)
 
 
+@register
 class RadiObject:
     """Subjects and their volume collections.
 
@@ -210,8 +216,6 @@ class RadiObject:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from radiobject.volume import context_for_config
-
         ctx = context_for_config(state["config"])
         root = RadiObject._from_native(_rb.NativeDataset.open(state["uri"], ctx))
         if state["subjects"] is None and state["collections"] is None:
@@ -349,12 +353,12 @@ class RadiObject:
             vc = self.collection(n)
             if obs_id in vc:
                 return vc._volume(vc._rank_of(obs_id))
-        raise KeyError(f"obs_id {obs_id!r} is in no collection")
+        raise KeyError(f"obs_id {obs_id!r} is in no collection{STALE_HINT}")
 
     def get_obs_row_by_obs_subject_id(self, obs_subject_id: str) -> pd.DataFrame:
         """The obs_meta row of a subject, as a one-row DataFrame (``KeyError`` if absent)."""
         if obs_subject_id not in self.index:
-            raise KeyError(f"obs_subject_id {obs_subject_id!r} not found")
+            raise KeyError(f"obs_subject_id {obs_subject_id!r} not found{STALE_HINT}")
         df = self._state.df
         return df[df["obs_subject_id"] == obs_subject_id].reset_index(drop=True)
 
@@ -440,8 +444,6 @@ class RadiObject:
         obs_id/shape/dtype, the ingest manifest is fully registered; ``deep`` re-reads every
         volume's voxels against its checksum. Returns a :class:`~radiobject.verify.VerifyReport`
         (call ``.raise_for_problems()`` to fail on problems). Views verify their whole dataset."""
-        from radiobject.verify import verify
-
         root = self._root
         return verify(str(root.uri), deep=deep, ctx=root.context)
 
@@ -474,7 +476,7 @@ class RadiObject:
         frame = st.frame
         if "obs_ids" in frame:
             sids = frame["obs_subject_id"][1]
-            kind, values, valid = frame["obs_ids"]
+            _kind, values, valid = frame["obs_ids"]
             for i, sid in enumerate(sids):
                 stored = values[i] if valid is None or valid[i] else None
                 try:
@@ -491,8 +493,6 @@ class RadiObject:
         """Writes this object or view as a new dataset at ``uri`` (obs_ids kept, volume metadata
         and every obs/obs_meta column copied; collections without volumes in a view are left
         out)."""
-        from radiobject.writers import RadiObjectWriter
-
         c = resolve_ctx(ctx) if ctx is not None else self._state.native.context
         meta = self.obs_meta.drop(columns=[m for m in _META_SYSTEM if m in self.obs_meta.columns])
         kinds = {n: k for n, k in frame_kinds(self._state.frame).items() if n not in ("obs_subject_id", *_META_SYSTEM)}
@@ -532,8 +532,6 @@ class RadiObject:
         if not images:
             raise InvalidArgumentError("images dict cannot be empty: give {collection name: images}")
         if not all(_is_array_items(v) for v in images.values()):
-            from radiobject.ingest import _sources, append_images  # type: ignore[attr-defined]
-
             # the subjects the files belong to, as ingest will name them
             given: list[str] = []
             for name, spec in images.items():
@@ -553,8 +551,6 @@ class RadiObject:
         write: WriteConfig | None = None,
     ) -> None:
         """``append`` for in-memory volumes (what the ingest layer calls after reading files)."""
-        from radiobject.writers import RadiObjectWriter
-
         self._check_not_view("append to")
         ids = [str(it[1]) for items in images.values() for it in items]
         repeated = sorted(i for i, k in Counter(ids).items() if k > 1)
@@ -596,8 +592,6 @@ class RadiObject:
         """Adds a collection: linked if it already sits at ``{uri}/collections/{name}``, copied
         otherwise (a view copies its volumes only). Subjects new to the dataset get an obs_meta
         row; obs_ids must not clash with the other collections (:class:`AlignmentError`)."""
-        from radiobject.writers import RadiObjectWriter
-
         self._check_not_view("add a collection to")
         name = str(name)
         if name in self._state.names:
@@ -639,8 +633,6 @@ class RadiObject:
         ``{uri}/collections/{name}``, else copied (obs_ids kept). ``obs_meta`` (one row per
         subject) must cover every subject with volumes; without it, bare rows are made.
         Everything is checked before anything is written."""
-        from radiobject.writers import RadiObjectWriter, VolumeCollectionWriter
-
         if not collections:
             raise InvalidArgumentError("at least one collection is required")
         c = resolve_ctx(ctx)
@@ -724,8 +716,6 @@ class RadiObject:
         ``FLAIR``, ``CT``..., ``unknown``). ``obs_meta`` (one row per subject, an
         ``obs_subject_id`` column) must cover every subject; without it, bare rows are made.
         """
-        from radiobject.ingest import discover_sources  # type: ignore[attr-defined]
-
         if images is not None:
             if niftis is not None or image_dir is not None or collection_name is not None:
                 raise InvalidArgumentError("Cannot use 'images' with legacy parameters (niftis, image_dir, collection_name)")
@@ -763,6 +753,5 @@ class RadiObject:
     @classmethod
     def from_images(cls, uri: str, images: Mapping[str, Any], **kwargs: Any) -> RadiObject:
         """Builds a dataset from NIfTI/DICOM images (see :func:`radiobject.ingest.from_images`)."""
-        from radiobject.ingest import from_images  # type: ignore[attr-defined]
-
-        return from_images(uri, images, **kwargs)  # type: ignore[no-any-return]
+        # looked up at call time, so the ingest module can be replaced (tests do)
+        return importlib.import_module("radiobject.ingest").from_images(uri, images, **kwargs)

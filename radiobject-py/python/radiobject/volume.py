@@ -9,8 +9,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from radiobject import _radiobject as _rb
-from radiobject.ctx import Context, SliceOrientation, WriteConfig, _config_json, get_radiobject_config, resolve_ctx
+from radiobject.ctx import (
+    Context,
+    SliceOrientation,
+    WriteConfig,
+    _config_json,
+    get_radiobject_config,
+    get_tiledb_ctx,
+    resolve_ctx,
+)
 from radiobject.exceptions import DtypeError, RegionError, ShapeError
+from radiobject.imaging import volume_from_dicom, volume_from_nifti, volume_to_nifti
+from radiobject.orientation import metadata_to_orientation_info
 
 if TYPE_CHECKING:
     from radiobject.orientation import OrientationInfo
@@ -188,8 +198,6 @@ class Volume:
     @classmethod
     def from_nifti(cls, uri: str, nifti_path: Any, ctx: Context | None = None, reorient: bool | None = None) -> Volume:
         """Creates a volume from a NIfTI file (voxels, orientation and NIfTI header metadata)."""
-        from radiobject.imaging import volume_from_nifti
-
         return volume_from_nifti(cls, uri, nifti_path, ctx=ctx, reorient=reorient)
 
     @classmethod
@@ -197,8 +205,6 @@ class Volume:
         cls, uri: str, dicom_dir: Any, ctx: Context | None = None, reorient: bool | None = None, dtype: Any = None
     ) -> Volume:
         """Creates a volume from a DICOM series directory (CT in Hounsfield units)."""
-        from radiobject.imaging import volume_from_dicom
-
         return volume_from_dicom(cls, uri, dicom_dir, ctx=ctx, reorient=reorient, dtype=dtype)
 
     # ------------------------------------------------------------------ properties
@@ -261,8 +267,6 @@ class Volume:
     @property
     def orientation_info(self) -> OrientationInfo | None:
         """Anatomical orientation from metadata (None if the volume has none)."""
-        from radiobject.orientation import metadata_to_orientation_info
-
         try:
             return metadata_to_orientation_info(self._native.metadata())
         except (KeyError, ValueError, TypeError):
@@ -407,8 +411,6 @@ class Volume:
 
     def to_nifti(self, file_path: Any, compression: bool = True) -> None:
         """Exports to NIfTI, restoring the affine and NIfTI header fields from metadata."""
-        from radiobject.imaging import volume_to_nifti
-
         volume_to_nifti(self, file_path, compression=compression)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -429,10 +431,6 @@ _CONTEXTS: dict[tuple[int, str], Context] = {}
 def context_for_config(config_json: str) -> Context:
     """The context for unpickled objects configured as ``config_json``: the global context if its
     configuration matches, else one context per configuration and process."""
-    import os
-
-    from radiobject.ctx import get_tiledb_ctx
-
     g = get_tiledb_ctx()
     if g.config_json() == config_json:
         return g

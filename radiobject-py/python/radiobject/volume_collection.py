@@ -27,25 +27,35 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 import pandas as pd
 
 from radiobject import _radiobject as _rb
 from radiobject._frames import frame_records, frame_to_pandas, py_value
+from radiobject._registry import register
 from radiobject._types import normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, get_radiobject_config, resolve_ctx
 from radiobject.dataframe import Dataframe, ObsFrame, query_frame
-from radiobject.exceptions import AlignmentError, InvalidArgumentError, RadiObjectError, ViewError
+from radiobject.exceptions import (
+    AlignmentError,
+    InvalidArgumentError,
+    NotFoundError,
+    RadiObjectError,
+    SchemaError,
+    ViewError,
+)
+from radiobject.imaging import read_image
 from radiobject.indexing import Index, iloc_positions
+from radiobject.ingest import append_to_collection
 from radiobject.parallel import map_on_threads
-from radiobject.volume import Volume
+from radiobject.query import EagerQuery, LazyQuery
+from radiobject.volume import Volume, _write_json, context_for_config
+from radiobject.writers import VolumeCollectionWriter, _AttrTyper
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from radiobject.query import EagerQuery, LazyQuery
 
 __all__ = ["VolumeCollection", "generate_obs_id"]
 
@@ -58,24 +68,6 @@ def generate_obs_id(obs_subject_id: str, collection_name: str, acquisition_index
     """``{subject}_{collection}``, plus ``_acq-{k}`` for the k-th acquisition of a subject."""
     out = f"{obs_subject_id}_{collection_name}"
     return out if acquisition_index is None else f"{out}_acq-{acquisition_index}"
-
-
-def renamed_obs_ids(subject_ids: Sequence[str], name: str) -> list[str]:
-    """New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order); a subject with
-    several volumes gets ``{sid}_{name}_acq-1``, ``_acq-2``... so they never collide (the
-    reference gave them all the same id)."""
-    counts: dict[str, int] = {}
-    for s in subject_ids:
-        counts[s] = counts.get(s, 0) + 1
-    seen: dict[str, int] = {}
-    out = []
-    for s in subject_ids:
-        if counts[s] == 1:
-            out.append(generate_obs_id(s, name))
-        else:
-            seen[s] = seen.get(s, 0) + 1
-            out.append(generate_obs_id(s, name, seen[s]))
-    return out
 
 
 class _Snapshot:
@@ -135,6 +127,10 @@ class _ILoc:
     def __init__(self, vc: VolumeCollection):
         self._vc = vc
 
+    @overload
+    def __getitem__(self, key: int) -> Volume: ...
+    @overload
+    def __getitem__(self, key: Any) -> Volume | VolumeCollection: ...
     def __getitem__(self, key: Any) -> Volume | VolumeCollection:
         ranks = self._vc._rank_seq
         pos = iloc_positions(key, len(ranks), "volumes")
@@ -159,6 +155,7 @@ class _Loc:
         raise TypeError(f"loc takes an obs_id or a list of obs_ids; got {type(key).__name__}")
 
 
+@register
 class VolumeCollection:
     """Volumes indexed by ``obs_id``, with one ``obs`` row each.
 
@@ -247,8 +244,6 @@ class VolumeCollection:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from radiobject.volume import context_for_config
-
         ctx = context_for_config(state["config"])
         snap = _Snapshot(_rb.NativeCollection.open(state["uri"], ctx))
         if state["obs_ids"] is None:
@@ -452,8 +447,6 @@ class VolumeCollection:
     ) -> EagerQuery:
         """Runs ``fn(volume_array, obs_row)`` on every volume (on a thread pool, results in index
         order). ``fn`` returns a value or ``(value, obs_updates)``; see :class:`EagerQuery`."""
-        from radiobject.query import EagerQuery
-
         ranks = list(self._rank_seq)
         obs = self.obs
         rows = [obs.iloc[i] for i in range(len(ranks))]
@@ -470,15 +463,11 @@ class VolumeCollection:
     def lazy(self) -> LazyQuery:
         """A deferred pipeline over this collection or view (:class:`~radiobject.LazyQuery`):
         chain ``filter``/``head``/``map``... and run it with ``write`` (one volume at a time)."""
-        from radiobject.query import LazyQuery
-
         return LazyQuery(self._root, volume_ids=frozenset(self.obs_ids) if self.is_view else None)
 
     def map_batches(self, fn: Callable[..., Any], batch_size: int = 8) -> EagerQuery:
         """Runs ``fn([(volume_array, obs_row), ...])`` on batches of ``batch_size`` volumes;
         ``fn`` returns one result per item (a value or ``(value, obs_updates)``)."""
-        from radiobject.query import EagerQuery
-
         if batch_size < 1:
             raise InvalidArgumentError("batch_size must be >= 1")
         ranks = list(self._rank_seq)
@@ -511,8 +500,7 @@ class VolumeCollection:
         step = max(1, get_radiobject_config().read.max_workers)
         for start in range(0, len(ranks), step):
             chunk = ranks[start : start + step]
-            for r, a in zip(chunk, self._read_ranks(chunk)):
-                yield r, a
+            yield from zip(chunk, self._read_ranks(chunk))
 
     def _copy_into(self, writer: Any, obs_ids: Sequence[str] | None = None) -> None:
         """Streams this collection's volumes (data, obs row, volume metadata) into ``writer``
@@ -547,8 +535,6 @@ class VolumeCollection:
         ``uri=None`` writes next to the source, as the reference does: ``<parent>/<name>`` when
         ``name`` is given, else ``<source>_written``.
         """
-        from radiobject.writers import VolumeCollectionWriter
-
         if uri is None:
             uri = f"{self.uri.rsplit('/', 1)[0]}/{name}" if name else f"{self.uri}_written"
 
@@ -558,7 +544,7 @@ class VolumeCollection:
         if rename:
             if not out_name:
                 raise InvalidArgumentError("renaming obs_ids needs a collection name; pass name=")
-            new_ids = renamed_obs_ids(self.obs_subject_ids, out_name)
+            new_ids = _rb.rename_obs_ids(self.obs_subject_ids, out_name)
         shape = self.shape if not self.is_view else None
         c = resolve_ctx(ctx) if ctx is not None else self._context
         w = VolumeCollectionWriter(uri, shape=shape, obs_schema=self._snap.kinds, name=out_name, ctx=c, write=write)
@@ -593,25 +579,16 @@ class VolumeCollection:
         if niftis is not None or dicom_dirs is not None:
             if volumes is not None:
                 raise InvalidArgumentError("Cannot provide both volumes= and niftis=/dicom_dirs=")
-            from radiobject.ingest import append_to_collection  # type: ignore[attr-defined]
-
             append_to_collection(self, niftis=niftis, dicom_dirs=dicom_dirs, reorient=reorient, progress=progress)
             return
         if not volumes:
             raise InvalidArgumentError("Must provide volumes=, niftis= or dicom_dirs= (at least one volume)")
         items = [tuple(v) for v in volumes]
-        new_ids = [str(v[1]) for v in items]
-        dup = {i for i, k in Counter(new_ids).items() if k > 1}
-        clash = [i for i in new_ids if self._snap.rank(i) is not None]
-        if dup or clash:
-            raise AlignmentError(f"obs_id(s) already present or repeated: {sorted(dup | set(clash))[:5]}")
-        from radiobject.writers import VolumeCollectionWriter, _AttrTyper
-
         snap = self._snap
         w = VolumeCollectionWriter(self.uri, shape=self.shape, ctx=self._context, write=write)
         w._typer = _AttrTyper(snap.kinds, existing=True)
         w._created_here = False
-        w._open_native = lambda: _rb.NativeCollectionWriter.append(snap.native, write_json=_wj(write))  # type: ignore[method-assign]
+        w._open_native = lambda: _rb.NativeCollectionWriter.append(snap.native, write_json=_write_json(write))  # type: ignore[method-assign]
         with w:
             for item in items:
                 attrs = item[3] if len(item) > 3 else None
@@ -660,10 +637,6 @@ class VolumeCollection:
             progress: show a progress bar.
             write: tiling and compression (default: the global configuration).
         """
-        from radiobject.exceptions import NotFoundError, SchemaError
-        from radiobject.imaging import read_image
-        from radiobject.writers import VolumeCollectionWriter
-
         items = [(str(p), str(s)) for p, s in (niftis or [])]
         if not items:
             raise InvalidArgumentError("At least one NIfTI file is required")
@@ -713,7 +686,11 @@ class VolumeCollection:
                             raise SchemaError(
                                 f"VolumeCollection.from_niftis: obs columns collide with the imaging obs columns: {clash}"
                             )
-                    shape = tuple(int(n) for n in first["data"].shape[:3]) if validate_dimensions else None
+                    shape = (
+                        cast("tuple[int, int, int]", tuple(int(n) for n in first["data"].shape[:3]))
+                        if validate_dimensions
+                        else None
+                    )
                     writer = VolumeCollectionWriter(uri, shape=shape, name=name, ctx=c, write=write)
                     writer.__enter__()
                 for i, img in zip(chunk, images):
@@ -780,8 +757,3 @@ class VolumeCollection:
             if got != snap.obs_ids[r]:
                 raise AlignmentError(f"{self.uri}: volume {v.uri} holds obs_id {got!r}, expected {snap.obs_ids[r]!r}")
 
-
-def _wj(write: WriteConfig | None) -> str:
-    from radiobject.volume import _write_json
-
-    return _write_json(write)

@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +34,6 @@ import pandas as pd
 
 from radiobject import _radiobject as _rb
 from radiobject._frames import (
-    INT_KINDS,
     coerce_value,
     frame_kinds,
     kind_of_dtype,
@@ -43,11 +41,10 @@ from radiobject._frames import (
     pandas_to_frame,
     py_value,
 )
+from radiobject._registry import wrapper
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
 from radiobject.exceptions import (
     AlignmentError,
-    AlreadyExistsError,
-    DtypeError,
     SchemaError,
     ShapeError,
     StorageError,
@@ -94,17 +91,10 @@ class _AttrTyper:
         return out
 
 
-def _check_volume(data: Any, shape: tuple[int, ...] | None, obs_id: str) -> np.ndarray:
+def _native_array(data: Any) -> np.ndarray:
+    """``data`` as an array in native byte order (the native writer checks ndim, dtype and shape)."""
     arr = np.asarray(data)
-    if arr.ndim not in (3, 4):
-        raise ShapeError(f"volume {obs_id!r}: volumes are 3D or 4D, got shape {arr.shape}")
-    if arr.dtype.kind not in "iuf" or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
-        raise DtypeError(f"volume {obs_id!r}: unsupported dtype {arr.dtype}")
-    if shape is not None and tuple(arr.shape[:3]) != tuple(shape):
-        raise ShapeError(f"Dimension mismatch: volume {obs_id!r} has shape {arr.shape[:3]}; this collection holds {tuple(shape)}")
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
 def _schema_kinds(schema: Mapping[str, Any] | None) -> dict[str, str]:
@@ -215,21 +205,9 @@ class VolumeCollectionWriter:
     ) -> None:
         self._check_open()
         obs_id, sid = str(obs_id), str(obs_subject_id)
-        arr = _check_volume(data, self.shape, obs_id)
         cells = self._typer.cells(attrs)
-        self._before_write(obs_id)
-        try:
-            self._native.write_volume(arr, obs_id, sid, cells, dict(metadata) if metadata else None)
-        except BaseException:
-            self._after_failed_write(obs_id)
-            raise
+        self._native.write_volume(_native_array(data), obs_id, sid, cells, dict(metadata) if metadata else None)
         self._obs_ids.append(obs_id)
-
-    def _before_write(self, obs_id: str) -> None:
-        pass
-
-    def _after_failed_write(self, obs_id: str) -> None:
-        pass
 
     def write_batch(self, volumes: Iterable[tuple[Any, ...]]) -> None:
         """Writes ``(data, obs_id, obs_subject_id[, attrs])`` tuples."""
@@ -250,13 +228,11 @@ class VolumeCollectionWriter:
 
     def finalize(self) -> VolumeCollection:
         """Finishes (if still open) and returns the collection."""
-        from radiobject.volume_collection import VolumeCollection
-
         if self._state == "open":
             self._finish()
         if self._state != "finished":
             raise StorageError(f"this writer was {self._state}; nothing to return")
-        return VolumeCollection._from_native(self._result)
+        return wrapper("VolumeCollection")._from_native(self._result)
 
     @property
     def collection(self) -> VolumeCollection:
@@ -265,9 +241,9 @@ class VolumeCollectionWriter:
 
 
 class _ManagedCollectionWriter(VolumeCollectionWriter):
-    """A collection of a :class:`RadiObjectWriter`: refuses obs_ids used elsewhere in the
-    dataset, remembers its subjects, and registers itself with the dataset when its block ends
-    cleanly (or, for a writer extending a dataset, when the dataset's block does)."""
+    """A collection of a :class:`RadiObjectWriter`: remembers its subjects and registers itself
+    with the dataset when its block ends cleanly (or, for a writer extending a dataset, when the
+    dataset's block does); the native registration refuses obs_ids used elsewhere in the dataset."""
 
     def __init__(self, parent: RadiObjectWriter, name: str, native_factory: Any, **kw: Any):
         super().__init__(f"{parent.uri}/collections/{name}", name=name, ctx=parent._ctx, **kw)
@@ -281,16 +257,6 @@ class _ManagedCollectionWriter(VolumeCollectionWriter):
 
     def _open_native(self) -> Any:
         return self._factory(self)
-
-    def _before_write(self, obs_id: str) -> None:
-        if obs_id in self._parent._all_obs_ids:
-            raise AlignmentError(
-                f"obs_id {obs_id!r} is already used in this RadiObject; obs_ids must be unique across collections"
-            )
-        self._parent._all_obs_ids.add(obs_id)
-
-    def _after_failed_write(self, obs_id: str) -> None:
-        self._parent._all_obs_ids.discard(obs_id)
 
     def __enter__(self) -> _ManagedCollectionWriter:
         super().__enter__()
@@ -309,20 +275,9 @@ class _ManagedCollectionWriter(VolumeCollectionWriter):
             self._result = self._parent._native.register(self._native)
         except BaseException:
             self._state = "aborted"
-            self._release_ids()
             raise
         self._state = "finished"
         self._parent._registered(self.name or "")
-
-    def _abort(self) -> None:
-        try:
-            super()._abort()
-        finally:
-            self._release_ids()
-
-    def _release_ids(self) -> None:
-        for i in self._obs_ids:
-            self._parent._all_obs_ids.discard(i)
 
 
 class RadiObjectWriter:
@@ -357,7 +312,6 @@ class RadiObjectWriter:
         self._native: Any = None
         self._state = "new"
         self._collection_names: list[str] = []
-        self._all_obs_ids: set[str] = set()
         self._children: list[_ManagedCollectionWriter] = []
         self._pending: list[_ManagedCollectionWriter] = []
         self._defer = False
@@ -376,7 +330,6 @@ class RadiObjectWriter:
         self._state = "open"
         self._defer = True
         self._collection_names = list(native.collection_names)
-        self._all_obs_ids = set(radi._root_all_obs_ids())
         self._meta_kinds = {
             n: k for n, k in frame_kinds(radi._meta_frame()).items() if n not in ("obs_subject_id", "obs_id", "obs_ids")
         }
@@ -413,7 +366,7 @@ class RadiObjectWriter:
             if child._state in ("open", "done"):
                 try:
                     child._abort()
-                except Exception as e:  # keep cleaning up
+                except Exception as e:  # noqa: BLE001 - keep cleaning up; logged below
                     errors.append(e)
         self._pending.clear()
         try:
@@ -525,12 +478,10 @@ class RadiObjectWriter:
 
     def finalize(self) -> RadiObject:
         """Finishes (if still open) and returns the RadiObject."""
-        from radiobject.radi_object import RadiObject
-
         if self._state == "open":
             self._finish()
         if self._state != "finished":
             raise StorageError(f"this writer was {self._state}; nothing to return")
-        return RadiObject._from_native(self._result)
+        return wrapper("RadiObject")._from_native(self._result)
 
 
