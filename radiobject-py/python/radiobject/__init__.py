@@ -14,7 +14,9 @@ RadiObject package, and datasets share its on-disk layout::
 
 from __future__ import annotations
 
+from radiobject import parallel as parallel  # the submodule, as `radiobject.parallel`
 from radiobject._radiobject import tiledb_version
+from radiobject._types import AttrValue, BatchTransformFn, LabelSource, TransformFn
 from radiobject.ctx import (
     CompressionConfig,
     Compressor,
@@ -34,34 +36,32 @@ from radiobject.ctx import (
     reset_radiobject_config,
     tdb_ctx,
 )
+from radiobject.dataframe import Dataframe
 from radiobject.exceptions import (
     AlignmentError,
     AlreadyExistsError,
     ConfigurationError,
+    CorruptDataError,
     DtypeError,
     IngestError,
     InvalidArgumentError,
-    OutOfMemoryError,
     NotFoundError,
     ObjectTypeError,
+    OutOfMemoryError,
     RadiObjectError,
     RegionError,
     SchemaError,
     ShapeError,
     StorageError,
-    CorruptDataError,
     ViewError,
 )
-from radiobject import parallel
-from radiobject._types import AttrValue, BatchTransformFn, LabelSource, TransformFn
-from radiobject.dataframe import Dataframe
 from radiobject.indexing import Index, align
 from radiobject.query import EagerQuery, LazyQuery
 from radiobject.radi_object import RadiObject
-from radiobject.volume_collection import VolumeCollection
 from radiobject.stats import CacheStats, S3Stats, TileDBStats
 from radiobject.utils import delete_tiledb_uri, uri_exists
 from radiobject.volume import Volume
+from radiobject.volume_collection import VolumeCollection
 
 __version__ = "0.2.0"
 

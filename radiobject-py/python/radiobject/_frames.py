@@ -69,7 +69,7 @@ FLOAT_KINDS = frozenset({"float32", "float64"})
 KINDS = INT_KINDS | FLOAT_KINDS | {"str", "bool"}
 
 # the nullable Int*/UInt*/Float*/boolean dtypes
-_MaskedDtype = pd.core.dtypes.dtypes.BaseMaskedDtype
+_MaskedDtype = pd.core.dtypes.dtypes.BaseMaskedDtype  # type: ignore[attr-defined]  # not in pandas-stubs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,8 +300,8 @@ def series_to_column(s: pd.Series, name: str, kind: str | None = None) -> tuple[
         if target == own:
             mask = s.isna().to_numpy()
             na: Any = False if own == "bool" else (np.nan if own in FLOAT_KINDS else 0)
-            values = s.to_numpy(dtype=np.dtype(own) if own != "bool" else np.bool_, na_value=na)
-            return target, np.ascontiguousarray(values), (~mask if mask.any() else None)
+            data = s.to_numpy(dtype=np.dtype(own) if own != "bool" else np.bool_, na_value=na)
+            return target, np.ascontiguousarray(data), (~mask if mask.any() else None)
         return (target, *_cells(s.astype(object).tolist(), target, name))
     if isinstance(dt, np.dtype):
         own = kind_of_dtype(dt, name)
@@ -386,7 +386,7 @@ def frame_take(frame: Mapping[str, Any], rows: Sequence[int]) -> Frame:
 
 def frame_column_values(frame: Mapping[str, Any], name: str) -> list[Any]:
     """Python values of one column (None for nulls)."""
-    kind, values, valid = frame[name]
+    _kind, values, valid = frame[name]
     vals = values.tolist() if isinstance(values, np.ndarray) else list(values)
     if valid is not None:
         ok = np.asarray(valid, dtype=bool)

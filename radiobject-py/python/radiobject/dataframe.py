@@ -53,8 +53,9 @@ def _schema_kinds(schema: Mapping[str, Any] | None, index_columns: Sequence[str]
 def _caller_frame() -> Any:
     """The innermost stack frame outside the radiobject package (the user's code)."""
     import sys
+    from types import FrameType
 
-    f = sys._getframe(1)
+    f: FrameType | None = sys._getframe(1)
     while f is not None and str(f.f_globals.get("__name__", "")).split(".")[0] == "radiobject":
         f = f.f_back
     return f
@@ -69,7 +70,7 @@ def query_frame(df: pd.DataFrame, expr: str) -> pd.DataFrame:
     scope = {} if caller is None else {"local_dict": caller.f_locals, "global_dict": caller.f_globals}
     try:
         out = df.query(expr, **scope)
-    except (KeyError, NameError, pd.errors.UndefinedVariableError) as e:  # type: ignore[attr-defined]
+    except (KeyError, NameError, pd.errors.UndefinedVariableError) as e:
         raise KeyError(f"filter {expr!r}: unknown column or name ({e})") from None
     if not isinstance(out, pd.DataFrame):
         raise ValueError(f"filter {expr!r} does not select rows")
@@ -92,6 +93,8 @@ class ObsFrame(pd.DataFrame):
     """
 
     _metadata: ClassVar[list[str]] = ["_ro_index_columns", "_ro_uri"]
+    _ro_index_columns: tuple[str, ...]
+    _ro_uri: str | None
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
