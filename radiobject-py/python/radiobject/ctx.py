@@ -117,7 +117,7 @@ class _Section:
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
         """A validated copy with ``update`` applied."""
-        return dataclasses.replace(self, **dict(update or {}))
+        return dataclasses.replace(self, **dict(update or {}))  # type: ignore[type-var]  # subclasses are dataclasses
 
     @classmethod
     def model_validate(cls, obj: Any) -> Any:
@@ -178,7 +178,7 @@ def _enum(cls: type[enum.Enum], value: Any) -> Any:
     except ValueError:
         from radiobject.exceptions import ConfigurationError
 
-        choices = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
+        choices = ", ".join(m.value for m in cls)
         raise ConfigurationError(f"{cls.__name__} must be one of {choices}; got {value!r}") from None
 
 

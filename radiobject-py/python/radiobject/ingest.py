@@ -82,7 +82,7 @@ def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tu
         if isinstance(item, (tuple, list)) and len(item) == 2:
             out.append((str(item[0]), str(item[1])))
         else:
-            p = Path(item)
+            p = Path(item)  # type: ignore[arg-type]  # a path: (path, subject) pairs were taken above
             lower = p.name.lower()
             sid = (
                 p.name[: -len(".nii.gz")]
@@ -211,7 +211,7 @@ def from_images(
     finally:
         close()
     radi = wrapper("RadiObject")(str(uri), ctx=ctx)
-    radi.ingest_report = IngestReport(report)  # type: ignore[attr-defined]
+    radi.ingest_report = IngestReport(report)
     return radi
 
 

@@ -163,7 +163,7 @@ class EagerQuery:
         return pd.DataFrame(rows, columns=[*cols, "result"])
 
     def _repr_html_(self) -> str:
-        return self.to_dataframe()._repr_html_()  # type: ignore[no-any-return]
+        return self.to_dataframe()._repr_html_()  # type: ignore[operator]  # not in pandas-stubs
 
     def __iter__(self) -> Iterator[tuple[Any, pd.Series]]:
         for i in range(len(self._results)):

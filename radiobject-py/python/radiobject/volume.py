@@ -52,7 +52,9 @@ def _region_arg(region: Any) -> list[tuple[int, int]]:
             raise TypeError(f"region axis {axis} must be a (start, stop) pair, got {r!r}") from None
         a, b = _as_index(a, f"region start of axis {axis}"), _as_index(b, f"region stop of axis {axis}")
         if a < 0 or b < 0:
-            raise RegionError(f"region ({a}, {b}) of axis {axis} has a negative bound; regions are [start, stop) from 0")
+            raise RegionError(
+                f"region ({a}, {b}) of axis {axis} has a negative bound; regions are [start, stop) from 0"
+            )
         out.append((a, b))
     return out
 
@@ -132,7 +134,7 @@ class Volume:
         ctx: the :class:`~radiobject.Context` to read through (default: the global one).
     """
 
-    __slots__ = ("_native", "_uri", "__weakref__")
+    __slots__ = ("__weakref__", "_native", "_uri")
 
     def __init__(self, uri: str, ctx: Context | None = None):
         if not isinstance(uri, (str, os.PathLike)):
@@ -167,7 +169,9 @@ class Volume:
         configuration). Raises :class:`ShapeError` for other shapes and refuses existing URIs."""
         shape = tuple(int(n) for n in shape)
         name = np.dtype(dtype).name
-        native = _rb.NativeVolume.create(str(uri), list(shape), name, resolve_ctx(ctx), _write_json(write), metadata or {})
+        native = _rb.NativeVolume.create(
+            str(uri), list(shape), name, resolve_ctx(ctx), _write_json(write), metadata or {}
+        )
         return cls._wrap(native)
 
     @classmethod
@@ -187,9 +191,13 @@ class Volume:
         """
         arr = np.asarray(data)
         if arr.ndim not in (3, 4):
-            raise ShapeError(f"volumes are 3D (x, y, z) or 4D (x, y, z, t); got a {arr.ndim}D array of shape {arr.shape}")
+            raise ShapeError(
+                f"volumes are 3D (x, y, z) or 4D (x, y, z, t); got a {arr.ndim}D array of shape {arr.shape}"
+            )
         if arr.dtype.kind not in "iuf" or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
-            raise DtypeError(f"unsupported dtype {arr.dtype}: volumes hold int8..int64, uint8..uint64, float32 or float64")
+            raise DtypeError(
+                f"unsupported dtype {arr.dtype}: volumes hold int8..int64, uint8..uint64, float32 or float64"
+            )
         if not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         native = _rb.NativeVolume.from_numpy(str(uri), arr, resolve_ctx(ctx), _write_json(write), metadata or {})
@@ -294,7 +302,7 @@ class Volume:
         Integer indices drop their axis; slice steps are applied after reading the covered range.
         Bounds outside the volume raise :class:`~radiobject.exceptions.RegionError`.
         """
-        region, post, drop = _parse_key(key, self.shape)
+        region, post, _drop = _parse_key(key, self.shape)
         out = self._native.read(region)
         if any(p != slice(None) for p in post):
             out = out[post]
