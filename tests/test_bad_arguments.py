@@ -46,7 +46,9 @@ def _python(code: str, timeout: float = 120):
     import sys
     import textwrap
 
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_reads_larger_than_memory_raise_memory_errors_and_the_process_lives_on(tmp_path):
@@ -75,7 +77,9 @@ def test_reads_larger_than_memory_raise_memory_errors_and_the_process_lives_on(t
     )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.split("\n")
-    assert "to_numpy MemoryError" in lines and "slice MemoryError" in lines and "region MemoryError" in lines, out.stdout
+    assert "to_numpy MemoryError" in lines and "slice MemoryError" in lines and "region MemoryError" in lines, (
+        out.stdout
+    )
     assert "out-of-bounds RegionError" in lines and "ALIVE 0" in lines
 
 

@@ -150,7 +150,9 @@ def _run_python(code: str, timeout: float = 120):
     import sys
     import textwrap
 
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_a_cold_volume_read_and_a_batch_of_it_at_once_do_not_deadlock(tmp_path):

@@ -96,7 +96,18 @@ def test_ctrl_c_interrupts_a_python_ingest_and_keeps_what_it_finished(tmp_path, 
 def test_ctrl_c_interrupts_python_m_radiobject_ingest_with_status_130(tmp_path, many_images):
     uri = tmp_path / "ds"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "radiobject", "ingest", str(uri), "--images", f"CT={many_images}", "-j", "1", "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "radiobject",
+            "ingest",
+            str(uri),
+            "--images",
+            f"CT={many_images}",
+            "-j",
+            "1",
+            "--no-progress",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,7 +117,9 @@ def test_ctrl_c_interrupts_python_m_radiobject_ingest_with_status_130(tmp_path, 
     def finished() -> int:  # volumes whose metadata is written
         if not vols.exists():
             return 0
-        return sum(1 for v in vols.iterdir() if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir()))
+        return sum(
+            1 for v in vols.iterdir() if v.name.isdigit() and (v / "__meta").is_dir() and any((v / "__meta").iterdir())
+        )
 
     deadline = time.time() + 120
     while time.time() < deadline and finished() < 2:
