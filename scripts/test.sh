@@ -2,10 +2,17 @@
 # Runs every test: the Rust crates' tests (cargo) and the Python suite (pytest), against the real
 # libtiledb, a real S3-compatible server on 127.0.0.1 (moto, started here and stopped on exit), the
 # PyPI `radiobject` and `tiledb` packages as interop peers, and real images shipped by PyPI packages.
-# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k cache -x`).
+# Before them it checks the code: ruff (lint and format) and mypy on the Python package, stubtest of
+# the native module against its stub, cargo fmt and clippy.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k cache -x`, or one tier:
+# `bash scripts/test.sh -m "not slow"`; the tiers are in pyproject.toml). CI runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+START=$SECONDS
+step() { printf '\033[1m== [%dm%02ds] %s\033[0m\n' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*" >&2; }
+
+step "set-up (scripts/setup.sh; from scratch: downloads, then the release build, ~10 min on 2 cores)"
 bash scripts/setup.sh
 export PATH="$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH" VIRTUAL_ENV="$ROOT/.venv"
 export TILEDB_PYTHON="$ROOT/.venv/bin/python"
@@ -23,7 +30,16 @@ done
 export RADIOBJECT_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret-value AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
-echo "== cargo fmt --check, cargo clippy -D warnings (workspace, all targets)" >&2
+step "ruff check, ruff format --check (Python package, tests, benches, scripts)"
+PY_SRC=(radiobject-py/python tests benches scripts)
+.venv/bin/ruff check "${PY_SRC[@]}"
+.venv/bin/ruff format --check "${PY_SRC[@]}"
+step "mypy (the radiobject package and the native module's stub; settings in pyproject.toml)"
+.venv/bin/mypy
+step "stubtest: radiobject/_radiobject.pyi against the compiled native module"
+.venv/bin/python -m mypy.stubtest --mypy-config-file pyproject.toml radiobject._radiobject
+
+step "cargo fmt --check, cargo clippy -D warnings (workspace, all targets; from scratch ~3-4 min)"
 for tool in rustfmt clippy; do
   if ! cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1; then
     timeout 120 rustup component add "$tool" >/dev/null 2>&1 || true
@@ -35,12 +51,18 @@ else
   echo "WARNING: rustfmt is not installed and could not be added: formatting NOT checked" >&2
 fi
 if cargo clippy --version >/dev/null 2>&1; then
-  cargo clippy --workspace --all-targets --quiet -- -D warnings
+  # the test profile: clippy's build scripts and proc macros are then the tests' own
+  cargo clippy --profile test-fast --workspace --all-targets -- -D warnings
 else
   echo "WARNING: clippy is not installed and could not be added: lints NOT checked" >&2
 fi
 
-echo "== cargo test (workspace)" >&2
-cargo test --release --workspace --quiet
-echo "== pytest" >&2
-.venv/bin/python -m pytest -q -p no:cacheprovider --timeout=600 "$@"
+# Profile `test-fast` (Cargo.toml): our code with overflow checks and debug assertions, optimized
+# dependencies, no LTO. (`--release` could not reuse the extension's LTO-only artifacts, so it
+# rebuilt every crate and thin-LTO-linked each test binary: many times slower to build, and the
+# tests themselves take ~10 s either way.)
+step "cargo test --profile test-fast (workspace; from scratch ~2-4 min on 2 cores)"
+cargo test --profile test-fast --workspace
+step "pytest ${*:-(every tier)}"
+.venv/bin/python -m pytest -p no:cacheprovider --timeout=600 --durations=15 "$@"
+step "all passed"
