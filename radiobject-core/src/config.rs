@@ -569,7 +569,10 @@ mod tests {
         let e = RadiObjectConfig::from_json(r#"{"write": {"tile": {}}, "read": {"max_workers": "x"}}"#).unwrap_err();
         assert_eq!(e.to_string(), r#"invalid configuration: read.max_workers: invalid type: string "x", expected u32"#);
         let e = RadiObjectConfig::from_json(r#"{"read": {"nope": 1}}"#).unwrap_err().to_string();
-        assert!(e.starts_with("invalid configuration: read.nope: unknown field `nope`") && !e.contains("column"), "{e}");
+        assert!(
+            e.starts_with("invalid configuration: read.nope: unknown field `nope`") && !e.contains("column"),
+            "{e}"
+        );
         let e = RadiObjectConfig::from_json("{bad").unwrap_err().to_string();
         assert!(e.contains("not valid JSON"), "{e}");
     }
