@@ -40,6 +40,23 @@ __all__ = [
     "rename_obs_ids",
     "tile_extents",
     "axcodes",
+    "RadiObjectError",
+    "ShapeError",
+    "RegionError",
+    "DtypeError",
+    "AlignmentError",
+    "StorageError",
+    "CorruptDataError",
+    "ConfigurationError",
+    "SchemaError",
+    "IngestError",
+    "ViewError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "ObjectTypeError",
+    "InvalidArgumentError",
+    "OutOfMemoryError",
+    "DatasetLockedError",
     "new_subjects_with_rows",
     "infer_series_type",
     "tiledb_version",
@@ -537,7 +554,9 @@ def infer_series_type(path: str | os.PathLike[str]) -> str:
     """The series type of an image file from its name (BIDS suffix, then name patterns), e.g.
     ``"T1w"``, ``"FLAIR"``, ``"CT"``; ``"unknown"`` when nothing matches. Reads nothing."""
 
-def new_subjects_with_rows(existing: Sequence[str], given: Sequence[str], obs_meta: Sequence[str] | None = None) -> list[str]:
+def new_subjects_with_rows(
+    existing: Sequence[str], given: Sequence[str], obs_meta: Sequence[str] | None = None
+) -> list[str]:
     """The subjects of ``given`` new to a dataset holding ``existing``, sorted; each needs a row in
     ``obs_meta`` (the subjects with a row; None: no obs_meta given), else ``AlignmentError``."""
 

@@ -390,7 +390,9 @@ class LazyQuery:
         new_ids = _rb.rename_obs_ids(view.obs_subject_ids, out_name) if out_name else None
         c = resolve_ctx(ctx) if ctx is not None else src._context
         if self._transform_fn is None:
-            w = VolumeCollectionWriter(uri, shape=src.shape, obs_schema=src._snap.kinds, name=out_name, ctx=c, write=write)
+            w = VolumeCollectionWriter(
+                uri, shape=src.shape, obs_schema=src._snap.kinds, name=out_name, ctx=c, write=write
+            )
             with w:
                 view._copy_into(w, new_ids)
             return w.finalize()

@@ -115,7 +115,13 @@ class _Loc:
 
     def __getitem__(self, key: Any) -> RadiObject:
         r = self._r
-        keys = [key] if isinstance(key, str) else list(key) if isinstance(key, (list, tuple, pd.Index, pd.Series, np.ndarray)) else None
+        keys = (
+            [key]
+            if isinstance(key, str)
+            else list(key)
+            if isinstance(key, (list, tuple, pd.Index, pd.Series, np.ndarray))
+            else None
+        )
         if keys is None or not all(isinstance(k, str) for k in keys):
             raise TypeError("loc takes an obs_subject_id or a list of them")
         idx = r.index
@@ -420,9 +426,7 @@ class RadiObject:
             lines.append(f"  - {n}: {len(vc)} volumes, shape={shape_s}{mixed}")
         df = self.obs_meta
         labels = [
-            c
-            for c in df.columns
-            if c not in ("obs_subject_id", *_META_SYSTEM) and 0 < df[c].nunique(dropna=True) <= 10
+            c for c in df.columns if c not in ("obs_subject_id", *_META_SYSTEM) and 0 < df[c].nunique(dropna=True) <= 10
         ]
         if labels:
             lines += ["", "Label Columns:"]
@@ -456,9 +460,13 @@ class RadiObject:
         st = self._state
         meta = st.native.metadata()
         if int(meta.get("subject_count", -1)) != len(st.subjects):
-            raise AlignmentError(f"subject_count metadata is {meta.get('subject_count')}, obs_meta has {len(st.subjects)}")
+            raise AlignmentError(
+                f"subject_count metadata is {meta.get('subject_count')}, obs_meta has {len(st.subjects)}"
+            )
         if int(meta.get("n_collections", -1)) != len(st.names):
-            raise AlignmentError(f"n_collections metadata is {meta.get('n_collections')}, {len(st.names)} are registered")
+            raise AlignmentError(
+                f"n_collections metadata is {meta.get('n_collections')}, {len(st.names)} are registered"
+            )
         known = set(st.subjects)
         owner: dict[str, str] = {}
         expected: dict[str, list[str]] = {}
@@ -539,7 +547,9 @@ class RadiObject:
                 given.extend(sid for _, sid in _sources(name, spec, hint)[1])
             self._check_new_subjects(given, obs_meta)
 
-            append_images(self, images, obs_meta=obs_meta, reorient=reorient, format_hint=format_hint, progress=progress)
+            append_images(
+                self, images, obs_meta=obs_meta, reorient=reorient, format_hint=format_hint, progress=progress
+            )
             return
         self._append_arrays(images, obs_meta, write=write)
 
@@ -718,7 +728,9 @@ class RadiObject:
         """
         if images is not None:
             if niftis is not None or image_dir is not None or collection_name is not None:
-                raise InvalidArgumentError("Cannot use 'images' with legacy parameters (niftis, image_dir, collection_name)")
+                raise InvalidArgumentError(
+                    "Cannot use 'images' with legacy parameters (niftis, image_dir, collection_name)"
+                )
             if not images:
                 raise InvalidArgumentError("images dict cannot be empty")
             spec: dict[str, Any] = dict(images)

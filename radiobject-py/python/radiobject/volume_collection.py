@@ -442,9 +442,7 @@ class VolumeCollection:
 
     # ------------------------------------------------------------------ transforms
 
-    def map(
-        self, fn: Callable[..., Any], *, max_workers: int | None = None, progress: bool = False
-    ) -> EagerQuery:
+    def map(self, fn: Callable[..., Any], *, max_workers: int | None = None, progress: bool = False) -> EagerQuery:
         """Runs ``fn(volume_array, obs_row)`` on every volume (on a thread pool, results in index
         order). ``fn`` returns a value or ``(value, obs_updates)``; see :class:`EagerQuery`."""
         ranks = list(self._rank_seq)
@@ -668,7 +666,9 @@ class VolumeCollection:
                 raise AlignmentError(f"Invalid obs_subject_ids (not in valid_subject_ids): {invalid[:5]}")
         missing = [p for p, _ in items if not os.path.exists(p)]
         if missing:
-            raise NotFoundError(f"NIfTI file not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise NotFoundError(
+                f"NIfTI file not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
 
         c = resolve_ctx(ctx)
         store_original = get_radiobject_config().write.orientation.store_original_affine
@@ -756,4 +756,3 @@ class VolumeCollection:
                 raise AlignmentError(f"{self.uri}: volume {v.uri} has no obs_id metadata")
             if got != snap.obs_ids[r]:
                 raise AlignmentError(f"{self.uri}: volume {v.uri} holds obs_id {got!r}, expected {snap.obs_ids[r]!r}")
-

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 _OBS_INDEX = ("obs_subject_id", "obs_id")
 
+
 class _AttrTyper:
     """Converts obs attribute values to the stored type of their column (learning the type of new
     columns from their first non-null value)."""
@@ -483,5 +484,3 @@ class RadiObjectWriter:
         if self._state != "finished":
             raise StorageError(f"this writer was {self._state}; nothing to return")
         return wrapper("RadiObject")._from_native(self._result)
-
-
