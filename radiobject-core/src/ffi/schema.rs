@@ -385,20 +385,8 @@ pub struct DimInfo {
     pub extent: Option<i64>,
 }
 
-/// An attribute as stored in an existing array.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttrInfo {
-    /// Attribute name.
-    pub name: String,
-    /// Cell type.
-    pub datatype: Datatype,
-    /// Variable-sized cells.
-    pub var: bool,
-    /// Nullable attribute.
-    pub nullable: bool,
-    /// Filters applied, in order.
-    pub filters: Vec<FilterSpec>,
-}
+/// An attribute as stored in an existing array: what was asked for when it was created.
+pub type AttrInfo = AttrSpec;
 
 /// The schema of an existing array.
 #[derive(Debug, Clone, PartialEq)]
