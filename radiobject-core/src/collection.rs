@@ -177,6 +177,14 @@ fn string_column(frame: &Frame, name: &str, uri: &str) -> Result<Vec<String>> {
         .ok_or_else(|| Error::NotAVolume { uri: uri.to_owned(), reason: format!("obs has no {name} column") })
 }
 
+/// The rule of a collection's uniform shape: `(x, y, z)` with no zero axis.
+pub fn check_collection_shape(s: &[u64]) -> Result<()> {
+    if s.len() != 3 || s.contains(&0) {
+        return Err(Error::shape(format!("a collection shape is (x, y, z) with no zero axis, got {s:?}")));
+    }
+    Ok(())
+}
+
 impl VolumeCollection {
     /// Opens the collection at `uri`: one read of its group, its `volumes` group and its `obs`.
     pub fn open(uri: &str, ctx: &Context) -> Result<VolumeCollection> {
@@ -552,10 +560,8 @@ impl CollectionWriter {
     ) -> Result<CollectionWriter> {
         let ctx = ctx.for_current_process()?;
         let uri = uri.trim_end_matches('/').to_owned();
-        if let Some(s) = shape
-            && (s.len() != 3 || s.contains(&0))
-        {
-            return Err(Error::shape(format!("a collection shape is (x, y, z) with no zero axis, got {s:?}")));
+        if let Some(s) = shape {
+            check_collection_shape(s)?;
         }
         for (n, _) in obs_schema {
             if OBS_INDEX.contains(&n.as_str()) {

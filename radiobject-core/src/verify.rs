@@ -120,24 +120,38 @@ struct VolumeFacts {
     checksum: Option<String>,
 }
 
-fn check_volume(c: &VolumeCollection, rank: usize, deep: bool) -> VolumeFacts {
+/// Checks the volume of sorted position `rank`. With `any_layout`, a volume out of its sorted
+/// position is only a warning when the collection finds it by its obs_id (this library reads such
+/// layouts right; the reference package does not).
+fn check_volume(c: &VolumeCollection, rank: usize, deep: bool, any_layout: bool) -> VolumeFacts {
     let mut f =
         VolumeFacts { rank, problems: Vec::new(), warnings: Vec::new(), shape: None, dtype: None, checksum: None };
     let want = &c.obs_ids()[rank];
     let uri = format!("{}/volumes/{rank}", c.uri());
-    let v = match crate::volume::Volume::open(&uri, c.context()) {
+    let mut v = match crate::volume::Volume::open(&uri, c.context()) {
         Ok(v) => v,
         Err(e) => {
             f.problems.push(format!("volume {rank} does not open: {e}"));
             return f;
         }
     };
-    let meta = v.metadata().unwrap_or_default();
+    let mut meta = v.metadata().unwrap_or_default();
     match meta.get("obs_id").and_then(MetaValue::as_str) {
         Some(id) if id == want => {}
-        Some(id) => f.problems.push(format!(
-            "volumes/{rank} holds {id:?} but sorted position {rank} is {want:?}: the reference package would read the wrong volume"
-        )),
+        Some(id) => {
+            let misplaced = format!(
+                "volumes/{rank} holds {id:?} but sorted position {rank} is {want:?}: the reference package would read the wrong volume"
+            );
+            match c.volume(rank) {
+                Ok(mapped) if any_layout => {
+                    f.warnings.push(misplaced);
+                    meta = mapped.metadata().unwrap_or_default();
+                    v = mapped;
+                }
+                Ok(_) => f.problems.push(misplaced),
+                Err(e) => f.problems.push(format!("{misplaced}; {e}")),
+            }
+        }
         None => f.problems.push(format!("volumes/{rank} has no obs_id metadata")),
     }
     if let Ok(info) = v.info() {
@@ -236,6 +250,92 @@ fn shown<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "missing".to_owned(), |v| v.to_string())
 }
 
+/// The checks of one collection (counts, members, unique obs_ids, every volume, layout), pushed
+/// to `r` under `loc`; returns the facts of its volumes.
+#[allow(clippy::too_many_arguments)]
+fn check_collection(
+    ctx: &Context,
+    c: &VolumeCollection,
+    loc: &str,
+    deep: bool,
+    any_layout: bool,
+    r: &mut VerifyReport,
+    checkpoint: &Checkpoint,
+    total: usize,
+    done: &Mutex<usize>,
+    tick: &(dyn Fn() + Sync),
+) -> Result<Vec<VolumeFacts>> {
+    let n = c.len();
+    r.volumes += n;
+    match c.metadata().get("n_volumes").and_then(MetaValue::as_int) {
+        Some(k) if k == n as i64 => {}
+        other => r.push(loc, format!("n_volumes is {} but obs has {n} rows", shown(other))),
+    }
+    let members: HashSet<&str> = c.members().iter().map(String::as_str).collect();
+    if members.len() != n {
+        r.push(loc, format!("{} volume members for {n} obs rows", members.len()));
+    }
+    for i in 0..n {
+        if !members.contains(i.to_string().as_str()) {
+            r.push(loc, format!("volume member {i} is missing"));
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut dups: Vec<&str> = c.obs_ids().iter().filter(|id| !seen.insert(id.as_str())).map(String::as_str).collect();
+    dups.sort_unstable();
+    dups.dedup();
+    if !dups.is_empty() {
+        r.push(loc, format!("obs_ids used by several volumes: {:?}", &dups[..dups.len().min(5)]));
+    }
+    let facts: Vec<VolumeFacts> = ctx.workers()?.install(|| {
+        (0..n)
+            .into_par_iter()
+            .map(|i| {
+                checkpoint.check(|| {
+                    format!("verify stopped after {} of {total} volumes; nothing was changed", *done.lock())
+                })?;
+                let f = check_volume(c, i, deep, any_layout);
+                tick();
+                Ok(f)
+            })
+            .collect::<Result<_>>()
+    })?;
+    for f in &facts {
+        for p in &f.problems {
+            r.push(format!("{loc}, volume {}", c.obs_ids()[f.rank]), p.clone());
+        }
+        for w in &f.warnings {
+            r.warn(format!("{loc}, volume {}", c.obs_ids()[f.rank]), w.clone());
+        }
+    }
+    if let Some(layout) = c.metadata().get(LAYOUT_KEY).and_then(MetaValue::as_str)
+        && layout != format!("sorted:{n}")
+    {
+        r.push(loc, format!("{LAYOUT_KEY} says {layout:?} but the collection has {n} volumes"));
+    }
+    Ok(facts)
+}
+
+/// Verifies one volume collection at `uri` on its own (a collection of a dataset or a standalone
+/// one): the per-collection and per-volume checks of [`verify`], without the dataset-level ones.
+/// `any_layout`: volumes out of their sorted positions are warnings when each is found by its
+/// obs_id (what `validate()` accepts), not problems.
+pub fn verify_collection(ctx: &Context, uri: &str, deep: bool, any_layout: bool) -> Result<VerifyReport> {
+    let checkpoint = Checkpoint::new();
+    let ctx = ctx.for_current_process()?;
+    let mut r = VerifyReport { uri: uri.trim_end_matches('/').to_owned(), deep, ..Default::default() };
+    let c = VolumeCollection::open(uri, &ctx)?;
+    r.collections = 1;
+    let loc = match c.name() {
+        Some(n) => format!("collection {n}"),
+        None => "collection".to_owned(),
+    };
+    let done = Mutex::new(0usize);
+    let tick = || *done.lock() += 1;
+    check_collection(&ctx, &c, &loc, deep, any_layout, &mut r, &checkpoint, c.len(), &done, &tick)?;
+    Ok(r)
+}
+
 /// Verifies the dataset at `uri`. Problems are collected in the report; an `Err` means the dataset
 /// could not be examined at all.
 pub fn verify(ctx: &Context, uri: &str, deep: bool) -> Result<VerifyReport> {
@@ -249,6 +349,22 @@ pub fn verify_with_progress(
     ctx: &Context,
     uri: &str,
     deep: bool,
+    progress: Option<&(dyn Fn(usize, usize) + Sync)>,
+) -> Result<VerifyReport> {
+    run_verify(ctx, uri, deep, false, progress)
+}
+
+/// The consistency checks of [`verify`] (not deep), accepting volumes out of their sorted
+/// positions when each is found by its obs_id (reported as warnings): what `validate()` checks.
+pub fn validate(ctx: &Context, uri: &str) -> Result<VerifyReport> {
+    run_verify(ctx, uri, false, true, None)
+}
+
+fn run_verify(
+    ctx: &Context,
+    uri: &str,
+    deep: bool,
+    any_layout: bool,
     progress: Option<&(dyn Fn(usize, usize) + Sync)>,
 ) -> Result<VerifyReport> {
     let checkpoint = Checkpoint::new();
@@ -298,7 +414,6 @@ pub fn verify_with_progress(
         }
     };
     for (name, c) in opened {
-        let name = &name;
         let loc = format!("collection {name}");
         let c = match c {
             Ok(c) => c,
@@ -307,21 +422,6 @@ pub fn verify_with_progress(
                 continue;
             }
         };
-        let n = c.len();
-        r.volumes += n;
-        match c.metadata().get("n_volumes").and_then(MetaValue::as_int) {
-            Some(k) if k == n as i64 => {}
-            other => r.push(&loc, format!("n_volumes is {} but obs has {n} rows", shown(other))),
-        }
-        let members: HashSet<&str> = c.members().iter().map(String::as_str).collect();
-        if members.len() != n {
-            r.push(&loc, format!("{} volume members for {n} obs rows", members.len()));
-        }
-        for i in 0..n {
-            if !members.contains(i.to_string().as_str()) {
-                r.push(&loc, format!("volume member {i} is missing"));
-            }
-        }
         if c.name().as_deref() != Some(name.as_str()) {
             r.push(
                 &loc,
@@ -329,39 +429,16 @@ pub fn verify_with_progress(
             );
         }
         for (s, id) in c.subject_ids().iter().zip(c.obs_ids()) {
-            if let Some(other) = owner.insert(id.clone(), name.clone()) {
+            if let Some(other) = owner.insert(id.clone(), name.clone())
+                && other != name
+            {
                 r.push(&loc, format!("obs_id {id:?} is also used by collection {other:?}"));
             }
             ids_by_subject.entry(s.clone()).or_default().push(id.clone());
         }
-        let facts: Vec<VolumeFacts> = ctx.workers()?.install(|| {
-            (0..n)
-                .into_par_iter()
-                .map(|i| {
-                    checkpoint.check(|| {
-                        format!("verify stopped after {} of {total} volumes; nothing was changed", *done.lock())
-                    })?;
-                    let f = check_volume(&c, i, deep);
-                    tick();
-                    Ok(f)
-                })
-                .collect::<Result<_>>()
-        })?;
-        for f in &facts {
-            for p in &f.problems {
-                r.push(format!("{loc}, volume {}", c.obs_ids()[f.rank]), p.clone());
-            }
-            for w in &f.warnings {
-                r.warn(format!("{loc}, volume {}", c.obs_ids()[f.rank]), w.clone());
-            }
-        }
-        if let Some(layout) = c.metadata().get(LAYOUT_KEY).and_then(MetaValue::as_str)
-            && layout != format!("sorted:{n}")
-        {
-            r.push(&loc, format!("{LAYOUT_KEY} says {layout:?} but the collection has {n} volumes"));
-        }
+        let facts = check_collection(&ctx, &c, &loc, deep, any_layout, &mut r, &checkpoint, total, &done, &tick)?;
         facts_by_coll.insert(name.clone(), facts);
-        collections.insert(name.clone(), c);
+        collections.insert(name, c);
     }
     check_stray_volumes(&ctx, &ds, &collections, &mut r)?;
     // obs_meta
@@ -374,9 +451,15 @@ pub fn verify_with_progress(
     }
     if let Some(col) = obs_ids_col {
         for (i, s) in subjects.iter().enumerate() {
-            let want = obs_ids_json(ids_by_subject.get(s).map(Vec::as_slice).unwrap_or(&[]));
-            if col.str_at(i) != Some(want.as_str()) {
-                r.push("obs_meta", format!("obs_ids of {s:?} is {}, expected {want}", shown(col.str_at(i))));
+            let ids = ids_by_subject.get(s).map(Vec::as_slice).unwrap_or(&[]);
+            let want = obs_ids_json(ids);
+            // compared as lists (any JSON spacing or order, as other writers may store it)
+            let stored = match col.str_at(i) {
+                None | Some("") => Some(obs_ids_json(&[])),
+                Some(j) => serde_json::from_str::<Vec<String>>(j).ok().map(|v| obs_ids_json(&v)),
+            };
+            if stored.as_deref() != Some(want.as_str()) {
+                r.push("obs_meta", format!("obs_ids of subject '{s}' is {}, expected {want}", shown(col.str_at(i))));
             }
         }
     }
@@ -476,6 +559,25 @@ mod tests {
         assert!(text.contains("n_volumes is missing but obs has 2 rows"), "{text}");
         assert!(text.contains("subject_count is 0 but obs_meta has 2 subjects"), "{text}");
         assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+    }
+
+    #[test]
+    fn verify_collection_runs_the_collection_checks_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, uri) = dataset(d.path(), 3);
+        let coll = join(&join(&uri, COLLECTIONS), "T1w");
+        let r = verify_collection(&c, &coll, false, false).unwrap();
+        assert!(r.ok(), "{r}");
+        assert_eq!((r.collections, r.volumes, r.subjects), (1, 3, 0));
+        crate::volume::Volume::open(&format!("{coll}/volumes/1"), &c)
+            .unwrap()
+            .set_metadata(&[("obs_id".into(), MetaValue::from("someone_else"))])
+            .unwrap();
+        let text = verify_collection(&c, &coll, false, false).unwrap().to_string();
+        assert!(text.contains("collection T1w, volume s1_T1w: volumes/1 holds \"someone_else\""), "{text}");
+        // the dataset verify reports the same problem, once
+        let text = verify(&c, &uri, false).unwrap().to_string();
+        assert_eq!(text.matches("someone_else").count(), 1, "{text}");
     }
 
     #[test]

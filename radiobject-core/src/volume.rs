@@ -449,7 +449,8 @@ fn direct_error(uri: &str, e: DirectError) -> Error {
     }
 }
 
-fn check_shape(shape: &[u64]) -> Result<()> {
+/// The shape rule of every volume: 3D or 4D, no empty axis, each axis within the INT32 domain.
+pub fn check_shape(shape: &[u64]) -> Result<()> {
     if !(3..=4).contains(&shape.len()) {
         return Err(Error::shape(format!(
             "volumes are 3D (x, y, z) or 4D (x, y, z, t); got a {}D shape {shape:?}",

@@ -176,6 +176,35 @@ pub fn verify<'py>(py: Python<'py>, uri: &str, ctx: PyRef<'py, PyContext>, deep:
     py.import("json")?.call_method1("loads", (json,))
 }
 
+/// Verifies the volume collection at ``uri`` on its own (its counts, members, obs_ids and
+/// volumes); returns the report as a dict, like :func:`verify`. ``any_layout``: volumes out of
+/// their sorted positions are warnings when each is found by its obs_id.
+#[pyfunction]
+#[pyo3(signature = (uri, ctx, deep=false, any_layout=false))]
+pub fn verify_collection<'py>(
+    py: Python<'py>,
+    uri: &str,
+    ctx: PyRef<'py, PyContext>,
+    deep: bool,
+    any_layout: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let c = ctx.inner.clone();
+    let report = run_interruptible(py, &c, || radiobject_core::verify::verify_collection(&c, uri, deep, any_layout))?;
+    let json = serde_json::to_string(&report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
+    py.import("json")?.call_method1("loads", (json,))
+}
+
+/// The checks of ``RadiObject.validate()`` on the dataset at ``uri``: those of :func:`verify`
+/// (not deep), volumes out of their sorted positions being warnings when each is found by its
+/// obs_id; returns the report as a dict.
+#[pyfunction]
+pub fn validate_dataset<'py>(py: Python<'py>, uri: &str, ctx: PyRef<'py, PyContext>) -> PyResult<Bound<'py, PyAny>> {
+    let c = ctx.inner.clone();
+    let report = run_interruptible(py, &c, || radiobject_core::verify::validate(&c, uri))?;
+    let json = serde_json::to_string(&report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
+    py.import("json")?.call_method1("loads", (json,))
+}
+
 /// Runs the ``radiobject`` command line with ``argv`` (without the program name); returns the
 /// exit code.
 #[pyfunction]

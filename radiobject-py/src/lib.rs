@@ -51,6 +51,8 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest::ingest_images, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::read_image, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::verify, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::verify_collection, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::validate_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::cli_main, m)?)?;
     Ok(())
 }

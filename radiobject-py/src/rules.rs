@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 
 use crate::context::config_from_py;
-use crate::error::{Exc, raise};
+use crate::error::{Exc, IntoPyResult, raise};
 
 /// New obs_ids for a copy of volumes of ``subject_ids`` (in order) named ``name``:
 /// ``{sid}_{name}``, and ``{sid}_{name}_acq-{k}`` for every volume of a subject with several.
@@ -22,6 +22,12 @@ fn tile_extents(py: Python<'_>, shape: Vec<u64>, config: Option<&Bound<'_, PyAny
         return Err(raise(py, Exc::Shape, format!("volumes are 3D or 4D, got shape {shape:?}")));
     }
     Ok(config_from_py(py, config)?.write.tile.extents_for_shape(&shape))
+}
+
+/// Checks a collection's uniform ``shape``: ``(x, y, z)`` with no zero axis (:class:`ShapeError`).
+#[pyfunction]
+fn check_collection_shape(py: Python<'_>, shape: Vec<u64>) -> PyResult<()> {
+    radiobject_core::collection::check_collection_shape(&shape).py(py)
 }
 
 /// Axis codes of an affine (its upper-left 3x3 is used), as nibabel's ``aff2axcodes``, e.g.
@@ -46,5 +52,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rename_obs_ids, m)?)?;
     m.add_function(wrap_pyfunction!(tile_extents, m)?)?;
     m.add_function(wrap_pyfunction!(axcodes, m)?)?;
+    m.add_function(wrap_pyfunction!(check_collection_shape, m)?)?;
     Ok(())
 }

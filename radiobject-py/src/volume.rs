@@ -161,6 +161,9 @@ impl PyVolume {
         let write = write_config(py, write_json)?;
         let meta = metadata_from_dict(metadata)?;
         let c = ctx.inner.clone();
+        // the shape first, then the dtype (the order the Python API has always checked them in)
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        radiobject_core::volume::check_shape(&shape).py(py)?;
         let dt = datatype_of(py, data)?;
         let inner = with_voxel_type!(dt, T => {
             let arr = data.cast::<PyArrayDyn<T>>()?.readonly();

@@ -40,6 +40,7 @@ __all__ = [
     "rename_obs_ids",
     "tile_extents",
     "axcodes",
+    "check_collection_shape",
     "RadiObjectError",
     "ShapeError",
     "RegionError",
@@ -64,6 +65,8 @@ __all__ = [
     "ingest_images",
     "read_image",
     "verify",
+    "verify_collection",
+    "validate_dataset",
     "cli_main",
     "direct_read",
 ]
@@ -572,6 +575,9 @@ def tile_extents(shape: Sequence[int], config: object | None = None) -> list[int
     """Tile extents of a volume of ``shape`` (3 or 4 axes) under ``config`` (a configuration or a
     section of one, JSON or object; None: the global one), clipped to the shape."""
 
+def check_collection_shape(shape: Sequence[int]) -> None:
+    """Checks a collection's uniform ``shape``: ``(x, y, z)`` with no zero axis (ShapeError)."""
+
 def axcodes(affine: Sequence[Sequence[float]]) -> str:
     """Axis codes of an affine (its upper-left 3x3 is used), as nibabel's ``aff2axcodes``, e.g.
     ``"RAS"``; an axis without direction gets ``"?"``."""
@@ -620,6 +626,13 @@ def read_image(path: str, format: str = "nifti", reorient: str | None = None) ->
 
 def verify(uri: str, ctx: Context, deep: bool = False) -> dict[str, Any]:
     """Verifies the dataset at ``uri``; returns the report as a dict."""
+
+def verify_collection(uri: str, ctx: Context, deep: bool = False, any_layout: bool = False) -> dict[str, Any]:
+    """Verifies the volume collection at ``uri`` on its own; returns the report as a dict.
+    ``any_layout``: volumes out of their sorted positions are warnings when found by obs_id."""
+
+def validate_dataset(uri: str, ctx: Context) -> dict[str, Any]:
+    """The checks of ``RadiObject.validate()`` (verify, not deep, any layout); the report as a dict."""
 
 def cli_main(argv: Sequence[str]) -> int:
     """Runs the ``radiobject`` command line with ``argv``; returns the exit code."""

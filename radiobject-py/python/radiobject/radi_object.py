@@ -21,7 +21,6 @@ renamed collection opens under its new name (in the reference it became unreacha
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +37,7 @@ from radiobject.dataframe import Dataframe, ObsFrame, query_frame
 from radiobject.exceptions import AlignmentError, InvalidArgumentError, SchemaError, ViewError
 from radiobject.indexing import STALE_HINT, Index, iloc_positions
 from radiobject.ingest import _sources, append_images, discover_sources
-from radiobject.verify import verify
+from radiobject.verify import check_aligned, verify
 from radiobject.volume import Volume, context_for_config
 from radiobject.volume_collection import VolumeCollection
 from radiobject.writers import RadiObjectWriter, VolumeCollectionWriter
@@ -452,48 +451,12 @@ class RadiObject:
         return verify(str(root.uri), deep=deep, ctx=root.context)
 
     def validate(self) -> None:
-        """Checks the dataset's consistency, raising :class:`AlignmentError` on the first
-        problem: root counts, every collection (``VolumeCollection.validate``), subjects with
+        """Checks the dataset's consistency (the native verify, not deep), raising
+        :class:`AlignmentError` listing every problem: root counts, every collection (``VolumeCollection.validate``), subjects with
         volumes but no obs_meta row, obs_ids used twice across collections, and each subject's
         ``obs_ids`` list against the collections."""
         self._check_not_view("validate")
-        st = self._state
-        meta = st.native.metadata()
-        if int(meta.get("subject_count", -1)) != len(st.subjects):
-            raise AlignmentError(
-                f"subject_count metadata is {meta.get('subject_count')}, obs_meta has {len(st.subjects)}"
-            )
-        if int(meta.get("n_collections", -1)) != len(st.names):
-            raise AlignmentError(
-                f"n_collections metadata is {meta.get('n_collections')}, {len(st.names)} are registered"
-            )
-        known = set(st.subjects)
-        owner: dict[str, str] = {}
-        expected: dict[str, list[str]] = {}
-        for n in st.names:
-            vc = st.collection(n)
-            vc.validate()
-            orphans = sorted(set(vc._snap.subject_ids) - known)
-            if orphans:
-                raise AlignmentError(f"collection {n!r} has subjects without an obs_meta row: {orphans[:5]}")
-            for sid, oid in zip(vc._snap.subject_ids, vc._snap.obs_ids):
-                if oid in owner:
-                    raise AlignmentError(f"obs_id {oid!r} is in collections {owner[oid]!r} and {n!r}")
-                owner[oid] = n
-                expected.setdefault(sid, []).append(oid)
-        frame = st.frame
-        if "obs_ids" in frame:
-            sids = frame["obs_subject_id"][1]
-            _kind, values, valid = frame["obs_ids"]
-            for i, sid in enumerate(sids):
-                stored = values[i] if valid is None or valid[i] else None
-                try:
-                    got = sorted(json.loads(stored)) if stored else []
-                except (TypeError, ValueError):
-                    raise AlignmentError(f"obs_ids of subject {sid!r} is not a JSON list: {stored!r}") from None
-                want = sorted(expected.get(sid, []))
-                if got != want:
-                    raise AlignmentError(f"obs_ids of subject {sid!r} is {got}, the collections hold {want}")
+        check_aligned(self._state.native.uri, self._state.native.context)
 
     # ------------------------------------------------------------------ writing
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from radiobject import _radiobject as _rb
 from radiobject.ctx import Context, resolve_ctx
-from radiobject.exceptions import StorageError
+from radiobject.exceptions import AlignmentError, StorageError
 
 __all__ = ["verify", "VerifyReport", "Problem", "VerificationError"]
 
@@ -80,7 +80,20 @@ class VerifyReport:
 def verify(uri: str, deep: bool = False, ctx: Context | None = None) -> VerifyReport:
     """Verifies the dataset at ``uri`` (see the module documentation). Never raises for problems
     found; call ``.raise_for_problems()`` to turn them into an exception."""
-    d: dict[str, Any] = _rb.verify(str(uri), resolve_ctx(ctx), deep)
+    return _report(_rb.verify(str(uri), resolve_ctx(ctx), deep))
+
+
+def check_aligned(uri: str, ctx: Context, collection: bool = False) -> None:
+    """``validate()`` of a RadiObject or (``collection``) a VolumeCollection: the native verify
+    (not deep; volumes out of sorted order are fine when found by obs_id), raising
+    :class:`AlignmentError` with every problem found."""
+    d = _rb.verify_collection(str(uri), ctx, False, True) if collection else _rb.validate_dataset(str(uri), ctx)
+    report = _report(d)
+    if report.problems:
+        raise AlignmentError(str(report))
+
+
+def _report(d: dict[str, Any]) -> VerifyReport:
     return VerifyReport(
         uri=d["uri"],
         subjects=d["subjects"],

@@ -189,15 +189,7 @@ class Volume:
         ``data`` and ``metadata`` are written in a single array session; if anything fails, nothing
         is left at ``uri``.
         """
-        arr = np.asarray(data)
-        if arr.ndim not in (3, 4):
-            raise ShapeError(
-                f"volumes are 3D (x, y, z) or 4D (x, y, z, t); got a {arr.ndim}D array of shape {arr.shape}"
-            )
-        if arr.dtype.kind not in "iuf" or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
-            raise DtypeError(
-                f"unsupported dtype {arr.dtype}: volumes hold int8..int64, uint8..uint64, float32 or float64"
-            )
+        arr = np.asarray(data)  # the native writer checks ndim/shape, then dtype
         if not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         native = _rb.NativeVolume.from_numpy(str(uri), arr, resolve_ctx(ctx), _write_json(write), metadata or {})

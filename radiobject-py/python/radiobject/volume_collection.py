@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast, overload
 
@@ -42,7 +41,6 @@ from radiobject.exceptions import (
     AlignmentError,
     InvalidArgumentError,
     NotFoundError,
-    RadiObjectError,
     SchemaError,
     ViewError,
 )
@@ -51,6 +49,7 @@ from radiobject.indexing import Index, iloc_positions
 from radiobject.ingest import append_to_collection
 from radiobject.parallel import map_on_threads
 from radiobject.query import EagerQuery, LazyQuery
+from radiobject.verify import check_aligned
 from radiobject.volume import Volume, _write_json, context_for_config
 from radiobject.writers import VolumeCollectionWriter, _AttrTyper
 
@@ -725,34 +724,9 @@ class VolumeCollection:
         return self
 
     def validate(self) -> None:
-        """Checks the collection's consistency, raising :class:`AlignmentError` on the first
-        problem: ``n_volumes`` vs obs rows vs ``volumes`` members (named ``0..N-1``), unique
-        obs_ids, and every volume carrying the ``obs_id`` of its obs row (each volume is opened,
-        in parallel)."""
+        """Checks the collection's consistency (the native verify of one collection), raising
+        :class:`AlignmentError` listing every problem: ``n_volumes`` vs obs rows vs ``volumes``
+        members (named ``0..N-1``), unique obs_ids, and every volume carrying the ``obs_id`` of
+        its obs row (each volume is opened, in parallel)."""
         self._check_not_view("validate")
-        snap = self._snap
-        n = len(snap.obs_ids)
-        meta = snap.native.metadata()
-        stored = meta.get("n_volumes")
-        if stored is None or int(stored) != n:
-            raise AlignmentError(f"{self.uri}: n_volumes metadata is {stored}, obs has {n} rows")
-        members = list(snap.native.members)
-        if len(members) != n:
-            raise AlignmentError(f"{self.uri}: {len(members)} volumes are registered, obs has {n} rows")
-        if sorted(members, key=lambda m: (len(m), m)) != [str(i) for i in range(n)]:
-            raise AlignmentError(f"{self.uri}: volume members are not named 0..{n - 1}: {sorted(members)[:5]}")
-        if len(set(snap.obs_ids)) != n:
-            dups = sorted(i for i, k in Counter(snap.obs_ids).items() if k > 1)
-            raise AlignmentError(f"{self.uri}: obs_ids used by several subjects: {dups[:5]}")
-        if n == 0:
-            return
-        try:
-            vols = snap.native.volumes(list(range(n)))
-        except RadiObjectError as e:
-            raise AlignmentError(f"{self.uri}: volumes do not match obs: {e}") from e
-        for r, v in enumerate(vols):
-            got = v.metadata().get("obs_id")
-            if got is None:
-                raise AlignmentError(f"{self.uri}: volume {v.uri} has no obs_id metadata")
-            if got != snap.obs_ids[r]:
-                raise AlignmentError(f"{self.uri}: volume {v.uri} holds obs_id {got!r}, expected {snap.obs_ids[r]!r}")
+        check_aligned(self.uri, self._context, collection=True)

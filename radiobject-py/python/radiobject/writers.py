@@ -46,7 +46,6 @@ from radiobject.ctx import Context, WriteConfig, resolve_ctx
 from radiobject.exceptions import (
     AlignmentError,
     SchemaError,
-    ShapeError,
     StorageError,
 )
 from radiobject.volume import _write_json
@@ -133,8 +132,8 @@ class VolumeCollectionWriter:
     ):
         self.uri = str(uri).rstrip("/")
         self.shape = None if shape is None else tuple(int(n) for n in shape)
-        if self.shape is not None and len(self.shape) != 3:
-            raise ShapeError(f"a collection shape is (x, y, z); got {shape}")
+        if self.shape is not None:
+            _rb.check_collection_shape(self.shape)
         self.obs_schema = dict(obs_schema or {})
         self.name = name
         self._ctx = resolve_ctx(ctx)
