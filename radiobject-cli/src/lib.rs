@@ -331,10 +331,22 @@ fn run_ingest(g: &Global, a: &IngestArgs) -> Result<i32, Failure> {
     if a.no_verify {
         return Ok(0);
     }
+    // Checked under the write lock: a writer that waited for this ingest's lock must not change the
+    // dataset while it is being checked (its half-written volumes would read as problems).
+    let held = lock::WriteLock::acquire(
+        &ctx,
+        &a.uri,
+        "verify after ingest",
+        Some(opts.lock_wait.unwrap_or(VERIFY_LOCK_WAIT)),
+    )?;
     let v = verify::verify(&ctx, &a.uri, false)?;
+    held.release()?;
     print!("{v}");
     Ok(if v.ok() { 0 } else { 1 })
 }
+
+/// How long the verify after an ingest waits for another writer to finish (without `--wait-lock`).
+const VERIFY_LOCK_WAIT: Duration = Duration::from_secs(600);
 
 fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32, Failure> {
     let ctx = context(g)?;
