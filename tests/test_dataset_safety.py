@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -189,6 +190,38 @@ def test_a_foreign_hosts_lock_is_refused_until_unlocked(tmp_path, small):
     ok = subprocess.run(ingest_cmd(uri, small, name="seg"), capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert ro.RadiObject(str(uri)).collection_names.count("seg") == 1
+
+
+def test_appending_to_a_datasets_collection_directly_takes_the_lock_and_sees_other_appends(tmp_path, small):
+    """VolumeCollection.append on a collection of a dataset (not through RadiObject.append) takes the
+    dataset's write lock, and appends after what another process appended meanwhile instead of
+    reusing its slots."""
+    uri = tmp_path / "ds"
+    from_images(str(uri), {"T1w": str(small)})
+    vc = ro.RadiObject(str(uri)).collection("T1w")  # a handle from before the other append
+    vol = np.full((6, 5, 4), 7, np.int16)
+    started = int(time.time() * 1000)
+    (uri / LOCK).write_text(
+        json.dumps({"host": "gpu-node-7", "pid": 4242, "operation": "ingest", "started_unix_ms": started, "token": "t"})
+    )
+    with pytest.raises(DatasetLockedError, match="gpu-node-7"):
+        vc.append([(vol, "s9_T1w", "s9")])
+    (uri / LOCK).unlink()
+    assert len(ro.RadiObject(str(uri)).collection("T1w")) == 3
+    other = textwrap.dedent(
+        f"""
+        import numpy as np, radiobject as ro
+        vc = ro.RadiObject({str(uri)!r}).collection("T1w")
+        vc.append([(np.full((6, 5, 4), 8, np.int16), "s8_T1w", "s8")])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    vc.append([(vol, "s9_T1w", "s9")])  # the stale handle appends after s8, not over it
+    fresh = ro.RadiObject(str(uri)).collection("T1w")
+    assert len(fresh) == 5 and sorted(fresh.obs_ids)[-2:] == ["s8_T1w", "s9_T1w"]
+    assert int(fresh.loc["s8_T1w"][:].max()) == 8 and int(fresh.loc["s9_T1w"][:].max()) == 7
+    assert not (uri / LOCK).exists()
 
 
 S3_INGEST = """

@@ -508,6 +508,9 @@ pub struct CollectionWriter {
     next_dir: usize,
     keep_on_drop: bool,
     done: bool,
+    /// The dataset's write lock, for a writer that appends to a dataset's collection on its own
+    /// ([`append_alone`](Self::append_alone)); released when the writer finishes or is dropped.
+    lock: Option<crate::lock::WriteLock>,
 }
 
 impl std::fmt::Debug for CollectionWriter {
@@ -607,6 +610,7 @@ impl CollectionWriter {
             next_dir: 0,
             keep_on_drop: false,
             done: false,
+            lock: None,
         })
     }
 
@@ -639,7 +643,25 @@ impl CollectionWriter {
             next_dir,
             keep_on_drop: false,
             done: false,
+            lock: None,
         })
+    }
+
+    /// Appends to `collection` on its own, not through its dataset's writer: when the collection
+    /// belongs to a dataset (`<root>/collections/<name>`), the dataset's write lock is taken first
+    /// (failing with [`Error::Locked`] while another writer holds it) and held until the writer
+    /// finishes, and the collection is read again under the lock, so volumes another process
+    /// appended since `collection` was opened are neither overwritten nor renumbered.
+    pub fn append_alone(collection: &VolumeCollection, write: &WriteConfig) -> Result<CollectionWriter> {
+        let ctx = collection.context().clone();
+        let Some(root) = dataset_root_of(&ctx, collection.uri())? else {
+            return Self::append(collection, write);
+        };
+        let lock = crate::lock::WriteLock::acquire(&ctx, &root, "append", None)?;
+        let fresh = VolumeCollection::open(collection.uri(), &ctx)?;
+        let mut w = Self::append(&fresh, write)?;
+        w.lock = Some(lock);
+        Ok(w)
     }
 
     /// Takes over volumes already written at `volumes/<dir>` (by a resumable ingest) so that
@@ -916,6 +938,19 @@ impl CollectionWriter {
         }
         Ok(())
     }
+}
+
+/// The dataset a collection at `uri` belongs to: `<root>` for `<root>/collections/<name>` when
+/// both are groups, else `None` (a collection on its own).
+fn dataset_root_of(ctx: &Context, uri: &str) -> Result<Option<String>> {
+    let trimmed = uri.trim_end_matches('/');
+    let Some((parent, _name)) = trimmed.rsplit_once('/') else { return Ok(None) };
+    let Some(root) = parent.strip_suffix(&format!("/{}", crate::dataset::COLLECTIONS)) else { return Ok(None) };
+    let group = Some(crate::context::ObjectKind::Group);
+    if root.is_empty() || ctx.object_kind(parent)? != group || ctx.object_kind(root)? != group {
+        return Ok(None);
+    }
+    Ok(Some(root.to_owned()))
 }
 
 impl Drop for CollectionWriter {

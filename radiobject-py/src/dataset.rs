@@ -398,6 +398,21 @@ impl PyCollectionWriter {
         Ok(PyCollectionWriter { inner: Some(w) })
     }
 
+    /// Appends to an existing collection on its own: takes its dataset's write lock (when it
+    /// belongs to one) until the writer finishes, and reads the collection again under it.
+    #[staticmethod]
+    #[pyo3(signature = (collection, write_json=None))]
+    fn append_alone(
+        py: Python<'_>,
+        collection: PyRef<'_, PyCollection>,
+        write_json: Option<&str>,
+    ) -> PyResult<PyCollectionWriter> {
+        let write = write_config(py, write_json)?;
+        let coll = collection.inner.clone();
+        let w = run(py, || CollectionWriter::append_alone(&coll, &write))?;
+        Ok(PyCollectionWriter { inner: Some(w) })
+    }
+
     /// Writes one volume and buffers its obs row (``attrs``: column -> str/int/float/bool/None).
     #[pyo3(signature = (data, obs_id, obs_subject_id, attrs=None, metadata=None))]
     fn write_volume(

@@ -354,6 +354,10 @@ class NativeCollectionWriter:
     @staticmethod
     def append(collection: NativeCollection, write_json: str | None = None) -> NativeCollectionWriter:
         """Appends to an existing collection."""
+    @staticmethod
+    def append_alone(collection: NativeCollection, write_json: str | None = None) -> NativeCollectionWriter:
+        """Appends to an existing collection on its own: takes its dataset's write lock (when it
+        belongs to one) until the writer finishes, and reads the collection again under it."""
 
     def write_volume(
         self,

@@ -585,7 +585,7 @@ class VolumeCollection:
         w = VolumeCollectionWriter(self.uri, shape=self.shape, ctx=self._context, write=write)
         w._typer = _AttrTyper(snap.kinds, existing=True)
         w._created_here = False
-        w._open_native = lambda: _rb.NativeCollectionWriter.append(snap.native, write_json=_write_json(write))  # type: ignore[method-assign]
+        w._open_native = lambda: _rb.NativeCollectionWriter.append_alone(snap.native, write_json=_write_json(write))  # type: ignore[method-assign]
         with w:
             for item in items:
                 attrs = item[3] if len(item) > 3 else None
