@@ -27,11 +27,6 @@ pub fn install_sigint_handler() -> std::io::Result<()> {
     crate::ffi::process::install_sigint_handler()
 }
 
-/// Whether SIGINT arrived since [`install_sigint_handler`].
-pub fn sigint_received() -> bool {
-    crate::ffi::process::sigint_seen()
-}
-
 /// Taken when a long operation starts; [`check`](Checkpoint::check) fails once [`interrupt`] has
 /// been called since.
 #[derive(Clone, Copy, Debug)]

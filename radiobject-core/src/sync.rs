@@ -95,6 +95,11 @@ pub(crate) fn on_pool() -> bool {
     rayon::current_thread_index().is_some()
 }
 
+/// `rayon::join` on a pool worker; elsewhere `a` then `b` on the calling thread (see [`on_pool`]).
+pub(crate) fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Send>(a: A, b: B) -> (RA, RB) {
+    if on_pool() { rayon::join(a, b) } else { (a(), b()) }
+}
+
 /// A guard together with the gate token it was taken under (the guard is released first).
 pub(crate) struct Gated<G> {
     guard: G,

@@ -32,11 +32,6 @@ pub(crate) fn install_sigint_handler() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether SIGINT was received since [`install_sigint_handler`].
-pub(crate) fn sigint_seen() -> bool {
-    SEEN.load(Ordering::Acquire)
-}
-
 /// Whether a process with id `pid` exists on this machine (it may belong to another user).
 pub(crate) fn pid_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return false };

@@ -179,12 +179,10 @@ impl DirectArray {
     /// epoch; `None` = now, as libtiledb opens arrays for reading).
     pub fn open(storage: Arc<dyn Storage>, attr: &str, t_end: Option<u64>) -> Result<DirectArray, DirectError> {
         // Three listings, side by side (each is a round trip on object stores).
-        let list3 = || (storage.list(""), (storage.list("__commits"), storage.list("__schema")));
-        let (root, (commits, schema_list)) = if crate::sync::on_pool() {
-            rayon::join(|| storage.list(""), || rayon::join(|| storage.list("__commits"), || storage.list("__schema")))
-        } else {
-            list3()
-        };
+        let (root, (commits, schema_list)) = crate::sync::join(
+            || storage.list(""),
+            || crate::sync::join(|| storage.list("__commits"), || storage.list("__schema")),
+        );
         let (root, commits, schema_list) = (root?, commits?, schema_list?);
         if root.iter().any(|e| {
             e.ends_with(".ok")
