@@ -118,3 +118,11 @@ def test_a_handle_opened_before_another_process_appends_is_a_consistent_snapshot
     fresh = ro.RadiObject(uri)
     assert len(fresh.T1w) == 3 and int(fresh.loc["c"].T1w.iloc[0][:].max()) == 3
     assert isinstance(pd.DataFrame(fresh.obs_meta), pd.DataFrame)
+
+
+def test_every_exception_class_is_exported_from_the_package_too():
+    import radiobject.exceptions as exc
+
+    for name in exc.__all__:
+        assert name in ro.__all__ and getattr(ro, name) is getattr(exc, name), name
+    assert issubclass(ro.DatasetLockedError, ro.StorageError)

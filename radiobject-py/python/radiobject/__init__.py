@@ -42,6 +42,7 @@ from radiobject.exceptions import (
     AlreadyExistsError,
     ConfigurationError,
     CorruptDataError,
+    DatasetLockedError,
     DtypeError,
     IngestError,
     InvalidArgumentError,
@@ -106,7 +107,7 @@ __all__ = [
     "uri_exists",
     "delete_tiledb_uri",
     "tiledb_version",
-    # exceptions
+    # exceptions (every class of radiobject.exceptions)
     "RadiObjectError",
     "ShapeError",
     "RegionError",
@@ -123,4 +124,5 @@ __all__ = [
     "ObjectTypeError",
     "InvalidArgumentError",
     "OutOfMemoryError",
+    "DatasetLockedError",
 ]
