@@ -35,6 +35,27 @@ def test_defaults_match_the_reference():
     )
 
 
+def test_the_python_sections_are_views_of_the_native_model():
+    """Every field the native model has, and no other, with the native defaults."""
+    import dataclasses
+
+    from radiobject import RadiObjectConfig
+    from radiobject import _radiobject as _rb
+
+    native = json.loads(_rb.validate_config("{}"))
+
+    def fields(section: object) -> dict:
+        return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}  # type: ignore[arg-type]
+
+    python = RadiObjectConfig()
+    assert python.model_dump() == native
+    for name, section in fields(python).items():
+        assert set(fields(section)) == set(native[name]), name
+        for sub, value in fields(section).items():
+            if dataclasses.is_dataclass(value):
+                assert set(fields(value)) == set(native[name][sub]), f"{name}.{sub}"
+
+
 def test_configure_replaces_sections_and_rebuilds_the_global_context():
     before = ro.get_tiledb_ctx()
     assert ro.get_tiledb_ctx() == before  # stable until configure

@@ -69,6 +69,13 @@ class Compressor(str, enum.Enum):
     NONE = "none"
 
 
+#: The defaults, from the native configuration model (the one place they are defined).
+_DEFAULT: dict[str, Any] = json.loads(_rb.validate_config("{}"))
+_TILE, _COMPRESSION, _ORIENTATION = (_DEFAULT["write"][k] for k in ("tile", "compression", "orientation"))
+_READ, _S3 = _DEFAULT["read"], _DEFAULT["s3"]
+_SLICING, _COMPRESSOR = SliceOrientation(_TILE["orientation"]), Compressor(_COMPRESSION["algorithm"])
+
+
 def _plain(obj: Any) -> Any:
     """Converts config objects, pydantic models, mappings and enums into JSON-able values."""
     if isinstance(obj, enum.Enum):
@@ -152,11 +159,11 @@ class TileConfig(_Section):
     time for 4D volumes. Extents are clipped to the volume's shape.
     """
 
-    orientation: SliceOrientation = SliceOrientation.AXIAL
-    x: int | None = None
-    y: int | None = None
-    z: int | None = None
-    t: int = 1
+    orientation: SliceOrientation = _SLICING
+    x: int | None = _TILE["x"]
+    y: int | None = _TILE["y"]
+    z: int | None = _TILE["z"]
+    t: int = _TILE["t"]
 
     def _coerce(self) -> None:
         self.orientation = _enum(SliceOrientation, self.orientation)
@@ -186,8 +193,8 @@ def _enum(cls: type[enum.Enum], value: Any) -> Any:
 class CompressionConfig(_Section):
     """Compression of voxel data. Valid levels: zstd -1..22, lz4 -1..16, gzip -1..9."""
 
-    algorithm: Compressor = Compressor.ZSTD
-    level: int = 3
+    algorithm: Compressor = _COMPRESSOR
+    level: int = _COMPRESSION["level"]
 
     def _coerce(self) -> None:
         self.algorithm = _enum(Compressor, self.algorithm)
@@ -200,10 +207,10 @@ class CompressionConfig(_Section):
 class OrientationConfig(_Section):
     """Orientation handling at ingest: ``canonical_target`` is RAS, LAS or LPS."""
 
-    auto_detect: bool = True
-    canonical_target: str = "RAS"
-    reorient_on_load: bool = False
-    store_original_affine: bool = True
+    auto_detect: bool = _ORIENTATION["auto_detect"]
+    canonical_target: str = _ORIENTATION["canonical_target"]
+    reorient_on_load: bool = _ORIENTATION["reorient_on_load"]
+    store_original_affine: bool = _ORIENTATION["store_original_affine"]
 
     def _wrap(self) -> dict:
         return {"write": {"orientation": self.model_dump()}}
@@ -241,12 +248,12 @@ class ReadConfig(_Section):
       tiles as stored so epoch 2+ of data larger than the tile cache reads from memory; 0 disables it.
     """
 
-    memory_budget_mb: int = 1024
-    tile_cache_size_mb: int = 512
-    concurrency: int = 4
-    max_workers: int = 4
-    direct_reads: bool = True
-    compressed_cache_mb: int = 1024
+    memory_budget_mb: int = _READ["memory_budget_mb"]
+    tile_cache_size_mb: int = _READ["tile_cache_size_mb"]
+    concurrency: int = _READ["concurrency"]
+    max_workers: int = _READ["max_workers"]
+    direct_reads: bool = _READ["direct_reads"]
+    compressed_cache_mb: int = _READ["compressed_cache_mb"]
 
     _section = "read"
 
@@ -261,23 +268,26 @@ class S3Config(_Section):
     ``use_virtual_addressing=False``.
     """
 
-    region: str = "us-east-1"
-    endpoint: str | None = None
-    use_virtual_addressing: bool = True
-    max_parallel_ops: int = 8
-    multipart_part_size_mb: int = 50
-    include_credentials: bool = True
-    scheme: str | None = None
-    verify_ssl: bool = True
-    request_timeout_ms: int | None = None
-    connect_max_tries: int | None = None
+    region: str = _S3["region"]
+    endpoint: str | None = _S3["endpoint"]
+    use_virtual_addressing: bool = _S3["use_virtual_addressing"]
+    max_parallel_ops: int = _S3["max_parallel_ops"]
+    multipart_part_size_mb: int = _S3["multipart_part_size_mb"]
+    include_credentials: bool = _S3["include_credentials"]
+    scheme: str | None = _S3["scheme"]
+    verify_ssl: bool = _S3["verify_ssl"]
+    request_timeout_ms: int | None = _S3["request_timeout_ms"]
+    connect_max_tries: int | None = _S3["connect_max_tries"]
 
     _section = "s3"
 
 
 @dataclass
 class RadiObjectConfig(_Section):
-    """The whole configuration."""
+    """The whole configuration.
+
+    The defaults and every check are the native configuration model's; these classes are typed
+    views of it (what a section accepts is exactly what ``radiobject.configure`` accepts)."""
 
     write: WriteConfig = field(default_factory=WriteConfig)
     read: ReadConfig = field(default_factory=ReadConfig)
