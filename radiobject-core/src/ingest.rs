@@ -251,6 +251,29 @@ pub fn discover(spec: &str, format: Option<ImageFormat>) -> Result<(ImageFormat,
     Ok((detected, sources))
 }
 
+/// Sources given as a list: each a path with its subject id, or a path alone, named as
+/// [`discover`] names it (a NIfTI file by its name without `.nii[.gz]`, a DICOM series by its
+/// directory's name). The format is `format`, else NIfTI when the first path is a NIfTI file.
+pub fn sources_of(
+    items: &[(PathBuf, Option<String>)],
+    format: Option<ImageFormat>,
+) -> Result<(ImageFormat, Vec<Source>)> {
+    let Some((first, _)) = items.first() else {
+        return Err(Error::Invalid("no images given".into()));
+    };
+    let fmt = format.unwrap_or(if is_nifti(first) { ImageFormat::Nifti } else { ImageFormat::Dicom });
+    let sources = items
+        .iter()
+        .map(|(path, sid)| Source {
+            subject_id: sid
+                .clone()
+                .unwrap_or_else(|| if is_nifti(path) { nifti_subject_id(path) } else { dir_name(path) }),
+            path: path.clone(),
+        })
+        .collect();
+    Ok((fmt, sources))
+}
+
 fn dir_name(p: &Path) -> String {
     p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned()
 }
@@ -1063,6 +1086,22 @@ pub fn subjects_by_collection(collections: &[CollectionSpec]) -> BTreeMap<String
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn listed_sources_are_named_as_discovery_names_them() {
+        let items = vec![
+            (PathBuf::from("/a/BraTS_001.nii.gz"), None),
+            (PathBuf::from("/a/x.nii"), Some("given".to_owned())),
+            (PathBuf::from("/dicom/sub-07"), None),
+        ];
+        let (fmt, s) = sources_of(&items, None).unwrap();
+        assert_eq!(fmt, ImageFormat::Nifti);
+        let ids: Vec<&str> = s.iter().map(|s| s.subject_id.as_str()).collect();
+        assert_eq!(ids, ["BraTS_001", "given", "sub-07"]);
+        assert_eq!(sources_of(&items[2..], None).unwrap().0, ImageFormat::Dicom);
+        assert_eq!(sources_of(&items, Some(ImageFormat::Dicom)).unwrap().0, ImageFormat::Dicom);
+        assert!(sources_of(&[], None).is_err());
+    }
 
     #[test]
     fn subject_ids_from_nifti_names() {

@@ -49,6 +49,24 @@ pub fn discover(py: Python<'_>, spec: &str, format: Option<&str>) -> PyResult<(S
     ))
 }
 
+/// Sources given as a list (``[(path, subject_id or None)]``), named as ``discover`` names them
+/// (NIfTI: the file name without ``.nii[.gz]``; DICOM: the series directory's name). Returns
+/// ``(format, [(path, subject_id)])``; the format is ``format``, else NIfTI when the first path is.
+#[pyfunction]
+#[pyo3(signature = (items, format=None))]
+pub fn sources_of(
+    py: Python<'_>,
+    items: Vec<(std::path::PathBuf, Option<String>)>,
+    format: Option<&str>,
+) -> PyResult<(String, Vec<(String, String)>)> {
+    let f = format_of(py, format)?;
+    let (fmt, sources) = ingest::sources_of(&items, f).map_err(|e| raise(py, Exc::Ingest, e.to_string()))?;
+    Ok((
+        fmt.as_str().to_owned(),
+        sources.into_iter().map(|s| (s.path.to_string_lossy().into_owned(), s.subject_id)).collect(),
+    ))
+}
+
 /// Ingests ``collections`` (``[(name, format, [(path, subject_id)])]``) into the dataset at
 /// ``uri``; resumable. ``lock_timeout`` (seconds) waits for another writer of the dataset;
 /// ``allow_duplicate_content`` stores sources whose content the collection already holds.

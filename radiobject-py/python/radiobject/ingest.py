@@ -63,39 +63,21 @@ def discover_sources(
 
 def detect_format(spec: ImageSpec) -> ImageFormat:
     """The format of an image spec (glob, directory, or list of paths)."""
-    if isinstance(spec, (str, Path)):
-        return discover_sources(spec)[0]
-    first = next(iter(spec), None)
-    if first is None:
-        raise IngestError("empty list of images")
-    path = Path(first[0] if isinstance(first, (tuple, list)) else first)
-    name = path.name.lower()
-    return ImageFormat.NIFTI if name.endswith((".nii", ".nii.gz", ".hdr", ".img")) else ImageFormat.DICOM
+    return ImageFormat(_sources("images", spec, None)[0])
 
 
 def _sources(name: str, spec: ImageSpec, hint: str | None) -> tuple[str, list[tuple[str, str]]]:
+    """``(format, [(path, subject_id)])`` of a glob, a directory, or a list of paths and
+    ``(path, subject_id)`` pairs (named by the native rules)."""
     if isinstance(spec, (str, Path)):
         found, sources = discover_sources(spec, hint)
         return found.value, sources
-    out: list[tuple[str, str]] = []
-    for item in spec:
-        if isinstance(item, (tuple, list)) and len(item) == 2:
-            out.append((str(item[0]), str(item[1])))
-        else:
-            p = Path(item)  # type: ignore[arg-type]  # a path: (path, subject) pairs were taken above
-            lower = p.name.lower()
-            sid = (
-                p.name[: -len(".nii.gz")]
-                if lower.endswith(".nii.gz")
-                else p.stem
-                if p.suffix.lower() in (".nii", ".hdr", ".img")
-                else p.name
-            )
-            out.append((str(p), sid))
-    if not out:
+    items = [
+        (str(it[0]), str(it[1])) if isinstance(it, (tuple, list)) and len(it) == 2 else (str(it), None) for it in spec
+    ]
+    if not items:
         raise IngestError(f"collection {name!r}: no images given")
-    fmt = hint or detect_format(spec).value
-    return fmt, out
+    return _rb.sources_of(items, hint)
 
 
 class IngestReport(dict):
