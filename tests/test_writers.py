@@ -159,7 +159,7 @@ def test_obs_id_unique_across_collections(tmp_uri):
         assert not os.path.exists(f"{uri}/collections/FLAIR")
         with w.add_collection("FLAIR") as fl:
             fl.write_volume(_vol(1), "s1_flair", "s1")
-        with pytest.raises(SchemaError):
+        with pytest.raises(ro.AlreadyExistsError):
             w.add_collection("T1w")
     radi = w.finalize()
     assert set(radi.collection_names) == {"T1w", "FLAIR"} and radi.all_obs_ids.count("s1_flair") == 1
@@ -233,9 +233,9 @@ def test_native_writer_fills_narrow_obs_columns(tmp_uri):
     schema = {"x": "float32", "n": "int8", "u": "uint16", "b": "bool"}
     w = _rb.NativeCollectionWriter.create(tmp_uri("c"), ctx, obs_schema=schema)
     w.write_volume(_vol(0), "a", "a", {"x": 1.5, "n": -3, "u": 3.0, "b": True}, None)
-    with pytest.raises(ro.InvalidArgumentError, match="does not fit int8"):
+    with pytest.raises(ro.SchemaError, match="does not fit int8"):
         w.write_volume(_vol(1), "b", "b", {"n": 300}, None)
-    with pytest.raises(ro.InvalidArgumentError, match="not an integer"):
+    with pytest.raises(ro.SchemaError, match="not an integer"):
         w.write_volume(_vol(1), "b", "b", {"u": 2.5}, None)
     obs = w.finish().obs()
     assert obs["x"][0] == "float32" and obs["x"][1].tolist() == [1.5]
@@ -283,3 +283,22 @@ def test_deep_verify_checks_voxels_in_the_order_they_were_written(tmp_uri, order
     vol[3:4, 2:3, 1:2] = np.full((1, 1, 1), 1e6, np.float32)
     report = verify(uri, deep=True)
     assert not report.ok and any("voxels changed" in p.message for p in report.problems)
+
+
+def test_obs_values_are_typed_by_the_native_writer_from_numpy_and_pandas_scalars(tmp_uri):
+    """The writer hands attrs to the native writer as given: NumPy scalars count as their Python
+    kind, None/NaN/pd.NA/pd.NaT are nulls, a column takes the type of its first value."""
+    uri = tmp_uri("c")
+    with VolumeCollectionWriter(uri, obs_schema={"snr": np.float32}) as w:
+        w.write_volume(_vol(0), "a", "a", snr=np.int16(3), grade=pd.NA, ok=np.bool_(True), n=np.int64(7))
+        w.write_volume(_vol(1), "b", "b", snr=np.float32(1.5), grade=np.str_("II"), ok=None, n=float("nan"))
+        w.write_volume(_vol(2), "c", "c", snr=float("nan"), grade=None, ok=False, n=pd.NaT)
+        with pytest.raises(SchemaError, match="Timestamp"):
+            w.write_volume(_vol(3), "d", "d", when=pd.Timestamp("2024-01-01"))
+        with pytest.raises(SchemaError, match=r'"n".*text'):
+            w.write_volume(_vol(3), "d", "d", n="seven")
+    obs = w.collection.obs.set_index("obs_id")
+    assert obs["snr"].dtype == np.float32 and obs.loc["a", "snr"] == 3.0 and np.isnan(obs.loc["c", "snr"])
+    assert obs["grade"].tolist() == [None, "II", None]
+    assert obs["ok"].tolist() == [True, pd.NA, False] and str(obs["ok"].dtype) == "boolean"
+    assert obs["n"].tolist() == [7, pd.NA, pd.NA] and str(obs["n"].dtype) == "Int64"

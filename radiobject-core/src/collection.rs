@@ -411,7 +411,7 @@ pub enum Cell {
 /// type when that is exact (an int into a float32 column, 3.0 into an int16 column, True into a
 /// uint8 column) and refused otherwise.
 fn cell_column(name: &str, cell: &Cell, existing: Option<ColumnType>) -> Result<Column> {
-    let bad = |what: String| Error::Invalid(format!("obs column {name:?}: {what}"));
+    let bad = |what: String| Error::Schema(format!("obs column {name:?}: {what}"));
     let target = match existing {
         Some(t) => t,
         None => match cell {
@@ -706,6 +706,11 @@ impl CollectionWriter {
     /// The obs_ids of the volumes written (or adopted) so far, in write order.
     pub fn written_obs_ids(&self) -> &[String] {
         self.rows.column("obs_id").and_then(|c| c.values.as_str()).unwrap_or(&[])
+    }
+
+    /// The subjects of the volumes written (or adopted) so far, in write order.
+    pub fn written_subject_ids(&self) -> &[String] {
+        self.rows.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[])
     }
 
     /// Writes one volume (any layout) with its obs row.

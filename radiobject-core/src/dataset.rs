@@ -335,7 +335,58 @@ pub struct DatasetWriter {
     kept: Vec<String>,
     obs_meta: Option<Frame>,
     names: Vec<String>,
+    /// Collection writers handed to [`register`](DatasetWriter::register), registered at
+    /// [`finish`](DatasetWriter::finish) (dropped unregistered, with what they wrote, otherwise).
+    pending: Vec<(String, CollectionWriter)>,
     done: bool,
+}
+
+/// obs_ids are unique across a dataset. `new` lists the obs_ids each collection is about to get;
+/// `stored` those the dataset's collections already hold. Refuses an obs_id given twice in `new`
+/// (in one collection or two) or already stored in *another* collection (appending to a
+/// collection checks its own ids itself), naming the first few.
+pub fn check_unique_obs_ids(new: &[(String, Vec<String>)], stored: &[(String, Vec<String>)]) -> Result<()> {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for (name, ids) in stored {
+        for id in ids {
+            owner.insert(id.as_str(), name.as_str());
+        }
+    }
+    let mut given: HashMap<&str, &str> = HashMap::new();
+    let mut clashes: Vec<String> = Vec::new();
+    for (name, ids) in new {
+        for id in ids {
+            if let Some(other) = given.insert(id.as_str(), name.as_str()) {
+                clashes.push(format!("{id:?} (in {other:?} and {name:?})"));
+            } else if let Some(other) = owner.get(id.as_str()).filter(|o| **o != name.as_str()) {
+                clashes.push(format!("{id:?} (already in {other:?})"));
+            }
+        }
+    }
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    let n = clashes.len();
+    clashes.truncate(5);
+    Err(Error::Alignment(format!("obs_ids must be unique across a RadiObject: {} ({n} in all)", clashes.join(", "))))
+}
+
+/// With obs_meta rows given (`given`, besides those `stored`), every subject that has volumes
+/// needs one.
+fn rows_cover<'a>(subjects: impl Iterator<Item = &'a String>, given: &Frame, stored: &Frame) -> Result<()> {
+    fn ids(f: &Frame) -> &[String] {
+        f.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[])
+    }
+    let have: HashSet<&String> = ids(given).iter().chain(ids(stored)).collect();
+    let missing: BTreeSet<&String> = subjects.filter(|s| !have.contains(s)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&&String> = missing.iter().take(5).collect();
+    Err(Error::Alignment(format!(
+        "obs_meta has no row for subject(s) {shown:?} that have volumes ({} in all)",
+        missing.len()
+    )))
 }
 
 impl std::fmt::Debug for DatasetWriter {
@@ -397,6 +448,7 @@ impl DatasetWriter {
             kept: Vec::new(),
             obs_meta: None,
             names: Vec::new(),
+            pending: Vec::new(),
             done: false,
         })
     }
@@ -438,6 +490,7 @@ impl DatasetWriter {
             kept: keep.to_vec(),
             obs_meta: None,
             names: Vec::new(),
+            pending: Vec::new(),
             done: false,
         };
         let setup = (|| -> Result<()> {
@@ -509,6 +562,7 @@ impl DatasetWriter {
             kept: Vec::new(),
             obs_meta: None,
             names: dataset.collection_names().to_vec(),
+            pending: Vec::new(),
             done: false,
         })
     }
@@ -553,10 +607,7 @@ impl DatasetWriter {
         obs_schema: &[(String, ColumnType)],
         write: &WriteConfig,
     ) -> Result<CollectionWriter> {
-        check_collection_name(name)?;
-        if self.names.iter().any(|n| n == name) {
-            return Err(Error::AlreadyExists { uri: join(&join(&self.uri, COLLECTIONS), name) });
-        }
+        self.check_new_collection(name)?;
         CollectionWriter::create(
             &self.ctx,
             &join(&join(&self.uri, COLLECTIONS), name),
@@ -567,38 +618,76 @@ impl DatasetWriter {
         )
     }
 
-    /// Finishes a collection writer and registers the collection (one group write), refusing an
-    /// obs_id that another collection already uses.
-    pub fn register(&mut self, writer: CollectionWriter) -> Result<VolumeCollection> {
-        let name = writer
-            .uri()
-            .rsplit('/')
-            .next()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Invalid("collection writer without a name".into()))?;
-        // obs_ids are unique across a RadiObject: refuse ids another registered collection holds
-        // before anything is registered (dropping the writer removes what it wrote)
-        let written: HashSet<&str> = writer.written_obs_ids().iter().map(String::as_str).collect();
-        if !written.is_empty() {
-            for other in self.names.iter().filter(|n| **n != name) {
-                let c = VolumeCollection::open(&join(&join(&self.uri, COLLECTIONS), other), &self.ctx)?;
-                if let Some(id) = c.obs_ids().iter().find(|id| written.contains(id.as_str())) {
-                    return Err(Error::Alignment(format!(
-                        "obs_id {id:?} is already used by collection {other:?}; obs_ids must be unique across a RadiObject"
-                    )));
-                }
+    /// Refuses `name` for a new collection: an invalid name ([`check_collection_name`]), or one
+    /// the dataset or this writer already has.
+    pub fn check_new_collection(&self, name: &str) -> Result<()> {
+        check_collection_name(name)?;
+        if self.names.iter().chain(self.pending.iter().map(|(n, _)| n)).any(|n| n == name) {
+            return Err(Error::AlreadyExists { uri: join(&join(&self.uri, COLLECTIONS), name) });
+        }
+        Ok(())
+    }
+
+    /// Starts appending to the dataset's collection `name`; register it with [`Self::register`]
+    /// once written.
+    pub fn append_collection(&mut self, name: &str, write: &WriteConfig) -> Result<CollectionWriter> {
+        if !self.names.iter().any(|n| n == name) {
+            return Err(Error::NotFound { uri: join(&join(&self.uri, COLLECTIONS), name), expected: "collection" });
+        }
+        let coll = VolumeCollection::open(&join(&join(&self.uri, COLLECTIONS), name), &self.ctx)?;
+        CollectionWriter::append(&coll, write)
+    }
+
+    /// The obs_ids of every registered collection (other than `except`) and pending writer.
+    fn stored_obs_ids(&self, except: &str) -> Result<Vec<(String, Vec<String>)>> {
+        let mut out = Vec::new();
+        for other in self.names.iter().filter(|n| *n != except) {
+            let c = VolumeCollection::open(&join(&join(&self.uri, COLLECTIONS), other), &self.ctx)?;
+            out.push((other.clone(), c.obs_ids().to_vec()));
+        }
+        for (other, w) in self.pending.iter().filter(|(n, _)| n != except) {
+            out.push((other.clone(), w.written_obs_ids().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Takes a collection writer whose volumes are all written. It is checked now (its obs_ids
+    /// against every other collection, [`check_unique_obs_ids`]) and registered at
+    /// [`finish`](Self::finish), after the checks that span collections: until then nothing of it
+    /// is visible, and a dataset writer dropped or aborted before that drops it with what it wrote.
+    pub fn register(&mut self, writer: CollectionWriter) -> Result<()> {
+        let name = leaf(writer.uri()).to_owned();
+        if name.is_empty() {
+            return Err(Error::Invalid("collection writer without a name".into()));
+        }
+        if self.pending.iter().any(|(n, _)| *n == name) {
+            return Err(Error::AlreadyExists { uri: writer.uri().to_owned() });
+        }
+        check_unique_obs_ids(&[(name.clone(), writer.written_obs_ids().to_vec())], &self.stored_obs_ids(&name)?)?;
+        self.pending.push((name, writer));
+        Ok(())
+    }
+
+    /// Registers the pending collections: first checks that `obs_meta` rows (if any were given)
+    /// cover every subject they bring, then finishes each writer and adds it to `collections`.
+    fn register_pending(&mut self) -> Result<()> {
+        if let Some(user) = &self.obs_meta {
+            let stored =
+                Dataframe::open(&self.ctx, &join(&self.uri, OBS_META))?.read(Some(&["obs_subject_id".to_owned()]))?;
+            rows_cover(self.pending.iter().flat_map(|(_, w)| w.written_subject_ids()), user, &stored)?;
+        }
+        for (name, writer) in std::mem::take(&mut self.pending) {
+            writer.finish()?;
+            if !self.names.contains(&name) {
+                update_group(
+                    &self.ctx,
+                    &join(&self.uri, COLLECTIONS),
+                    &GroupUpdate { add: vec![(name.clone(), name.clone())], ..Default::default() },
+                )?;
+                self.names.push(name);
             }
         }
-        let coll = writer.finish()?;
-        if !self.names.contains(&name) {
-            update_group(
-                &self.ctx,
-                &join(&self.uri, COLLECTIONS),
-                &GroupUpdate { add: vec![(name.clone(), name.clone())], ..Default::default() },
-            )?;
-            self.names.push(name);
-        }
-        Ok(coll)
+        Ok(())
     }
 
     /// Writes `obs_meta` (user rows merged with the existing ones, `obs_ids` recomputed from every
@@ -611,37 +700,25 @@ impl DatasetWriter {
     }
 
     fn finish_inner(&mut self) -> Result<()> {
+        self.register_pending()?;
         let ctx = self.ctx.clone();
         let base = join(&self.uri, COLLECTIONS);
         // obs_ids of every subject across all collections, and global obs_id uniqueness
         let mut ids_by_subject: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut owner: HashMap<String, String> = HashMap::new();
+        let mut all = Vec::new();
         for name in &self.names {
             let c = VolumeCollection::open(&join(&base, name), &ctx)?;
             for (s, id) in c.subject_ids().iter().zip(c.obs_ids()) {
-                if let Some(other) = owner.insert(id.clone(), name.clone()) {
-                    return Err(Error::Alignment(format!(
-                        "obs_id {id:?} is used by collections {other:?} and {name:?}; obs_ids must be unique across a RadiObject"
-                    )));
-                }
                 ids_by_subject.entry(s.clone()).or_default().push(id.clone());
             }
+            all.push((name.clone(), c.obs_ids().to_vec()));
         }
+        check_unique_obs_ids(&all, &[])?;
         let mut df = Dataframe::open(&ctx, &join(&self.uri, OBS_META))?;
         let existing = df.read(None)?;
         let mut rows = existing.clone();
         if let Some(user) = self.obs_meta.take() {
-            let given: BTreeSet<&String> =
-                user.column("obs_subject_id").and_then(|c| c.values.as_str()).into_iter().flatten().collect();
-            let known: BTreeSet<&String> =
-                existing.column("obs_subject_id").and_then(|c| c.values.as_str()).into_iter().flatten().collect();
-            let missing: Vec<&String> =
-                ids_by_subject.keys().filter(|s| !given.contains(s) && !known.contains(s)).collect();
-            if !missing.is_empty() {
-                return Err(Error::Alignment(format!(
-                    "obs_meta has no row for subject(s) {missing:?} that have volumes"
-                )));
-            }
+            rows_cover(ids_by_subject.keys(), &user, &existing)?;
             // A subject given again keeps its other columns: its row is the existing one with the
             // given columns replaced. New subjects are added.
             let mut user = user;
@@ -736,7 +813,22 @@ impl Drop for DatasetWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_collection_name, check_subject_id, obs_ids_json};
+    use super::{check_collection_name, check_subject_id, check_unique_obs_ids, obs_ids_json};
+    use crate::Error;
+
+    #[test]
+    fn obs_ids_are_unique_across_collections_given_and_stored() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let stored = vec![("T1w".to_owned(), ids(&["a_T1w", "b_T1w"]))];
+        // new ids, and ids of the collection itself (an append checks those itself)
+        check_unique_obs_ids(&[("seg".into(), ids(&["a_seg"])), ("T1w".into(), ids(&["a_T1w"]))], &stored).unwrap();
+        let e = check_unique_obs_ids(&[("seg".into(), ids(&["a_seg", "b_T1w"]))], &stored).unwrap_err();
+        assert!(matches!(&e, Error::Alignment(m) if m.contains(r#""b_T1w" (already in "T1w")"#)), "{e}");
+        let e = check_unique_obs_ids(&[("x".into(), ids(&["i"])), ("y".into(), ids(&["i"]))], &[]).unwrap_err();
+        assert!(e.to_string().contains(r#""i" (in "x" and "y")"#), "{e}");
+        let e = check_unique_obs_ids(&[("x".into(), ids(&["i", "i"]))], &[]).unwrap_err();
+        assert!(e.to_string().contains("(1 in all)"), "{e}");
+    }
 
     #[test]
     fn one_rule_for_collection_names_and_subject_ids() {

@@ -80,6 +80,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A value that does not fit a column's stored type, or a column that cannot be stored.
+    #[error("{0}")]
+    Schema(String),
+
     /// The array exists but is not laid out as a volume (sparse, no numeric attribute, ...).
     #[error("{uri} is not a volume array: {reason}")]
     NotAVolume {

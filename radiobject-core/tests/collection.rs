@@ -196,3 +196,44 @@ fn dataset_refuses_cross_collection_duplicates_and_missing_subjects() {
     assert!(matches!(d.finish(), Err(radiobject_core::Error::Alignment(_))));
     assert!(!std::path::Path::new(&tmp.uri("r")).exists(), "a failed finish removes what this writer created");
 }
+
+#[test]
+fn extending_a_dataset_registers_nothing_unless_every_collection_passes() {
+    use radiobject_core::dataset::Dataset;
+    let tmp = TempUri::new();
+    let ctx = ctx_with(|_| {});
+    let uri = tmp.uri("r");
+    let mut d = DatasetWriter::create(&ctx, &uri, &[]).unwrap();
+    let mut w = d.add_collection("T1w", None, &[], &WriteConfig::default()).unwrap();
+    write(&mut w, "a", "T1w", 1.0, &[]);
+    d.register(w).unwrap();
+    d.finish().unwrap();
+
+    // a new collection is handed over, then an append to T1w that reuses its id: refused at once
+    let ds = Dataset::open(&uri, &ctx).unwrap();
+    let mut d = DatasetWriter::extend(&ds).unwrap();
+    let mut seg = d.add_collection("seg", None, &[], &WriteConfig::default()).unwrap();
+    write(&mut seg, "b", "seg", 2.0, &[]);
+    d.register(seg).unwrap();
+    let mut t1 = d.append_collection("T1w", &WriteConfig::default()).unwrap();
+    t1.write_volume(vol(3.0, &[4, 3, 2]).view(), "b_seg", "b", &[], &[]).unwrap();
+    assert!(matches!(d.register(t1), Err(radiobject_core::Error::Alignment(_))));
+    d.abort().unwrap();
+    let ds = Dataset::open(&uri, &ctx).unwrap();
+    assert_eq!(ds.collection_names(), &["T1w"]);
+    assert_eq!(ds.collection("T1w").unwrap().len(), 1);
+    assert!(
+        !std::path::Path::new(&format!("{uri}/collections/seg")).exists(),
+        "the unregistered collection is removed"
+    );
+
+    // obs_meta rows that miss a subject fail the finish before any collection is registered
+    let mut d = DatasetWriter::extend(&ds).unwrap();
+    let mut t1 = d.append_collection("T1w", &WriteConfig::default()).unwrap();
+    write(&mut t1, "c", "T1w", 4.0, &[]);
+    d.register(t1).unwrap();
+    d.write_obs_meta(Frame { columns: vec![Column::new("obs_subject_id", Values::Str(vec!["d".into()]))] }).unwrap();
+    let e = d.finish().unwrap_err();
+    assert!(e.to_string().contains("no row for subject(s) [\"c\"]"), "{e}");
+    assert_eq!(Dataset::open(&uri, &ctx).unwrap().collection("T1w").unwrap().obs_ids(), &["a_T1w"]);
+}

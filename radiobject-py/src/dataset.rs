@@ -109,38 +109,47 @@ fn schema_from_py(schema: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, C
     Ok(out)
 }
 
+/// One obs value from Python. None, NaN and pandas' `NA`/`NaT` are nulls; NumPy scalars count as
+/// their Python kinds. Converting it to a column's stored type is the core's rule (`cell_column`).
 fn cell_from_py(v: &Bound<'_, PyAny>) -> PyResult<Cell> {
     use pyo3::types::{PyBool, PyFloat, PyInt};
-    if v.is_none() {
+    if v.is_none() || matches!(v.get_type().name()?.to_str()?, "NAType" | "NaTType") {
         return Ok(Cell::Null);
     }
     if let Ok(s) = v.cast::<PyString>() {
         return Ok(Cell::Str(s.to_str()?.to_owned()));
     }
-    if v.is_instance_of::<PyBool>() || v.get_type().name()?.to_str()? == "bool_" {
-        return Ok(Cell::Bool(v.extract()?));
+    let numpy_kind = v.getattr("dtype").and_then(|d| d.getattr("kind")).and_then(|k| k.extract::<String>()).ok();
+    if v.is_instance_of::<PyBool>() || numpy_kind.as_deref() == Some("b") {
+        return Ok(Cell::Bool(v.is_truthy()?));
     }
     if v.is_instance_of::<PyInt>() {
-        return Ok(Cell::Int(v.extract()?));
+        return v
+            .extract()
+            .map(Cell::Int)
+            .map_err(|_| raise(v.py(), Exc::Schema, format!("obs value {v} does not fit int64")));
     }
-    if v.is_instance_of::<PyFloat>() {
-        let x: f64 = v.extract()?;
-        return Ok(Cell::Float(x));
+    let float = |x: f64| if x.is_nan() { Cell::Null } else { Cell::Float(x) };
+    if v.is_instance_of::<PyFloat>() || numpy_kind.as_deref() == Some("f") {
+        return Ok(float(v.extract()?));
     }
     if let Ok(x) = v.extract::<i64>() {
-        if v.getattr("dtype")
-            .and_then(|d| d.getattr("kind"))
-            .and_then(|k| k.extract::<String>())
-            .is_ok_and(|k| k == "f")
-        {
-            return Ok(Cell::Float(v.extract()?));
-        }
         return Ok(Cell::Int(x));
     }
-    if let Ok(x) = v.extract::<f64>() {
-        return Ok(Cell::Float(x));
+    if numpy_kind.is_none()
+        && let Ok(x) = v.extract::<f64>()
+    {
+        return Ok(float(x));
     }
-    Err(PyTypeError::new_err(format!("obs values must be str, int, float, bool or None; got {}", v.get_type().name()?)))
+    Err(raise(
+        v.py(),
+        Exc::Schema,
+        format!(
+            "cannot store a {} value ({}) in an obs column: give str, int, float, bool or None",
+            v.get_type().name()?,
+            v.repr()?
+        ),
+    ))
 }
 
 fn attrs_from_py(d: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Cell)>> {
@@ -620,12 +629,31 @@ impl PyDatasetWriter {
         Ok(PyCollectionWriter { inner: Some(cw) })
     }
 
-    /// Finishes a collection writer and registers its collection.
-    fn register(&mut self, py: Python<'_>, mut writer: PyRefMut<'_, PyCollectionWriter>) -> PyResult<PyCollection> {
+    /// Refuses ``name`` for a new collection (invalid, or already in the dataset or this writer).
+    fn check_new_collection(&mut self, py: Python<'_>, name: &str) -> PyResult<()> {
+        self.writer(py)?.check_new_collection(name).py(py)
+    }
+
+    /// Starts appending to the dataset's collection ``name``; register it with ``register``.
+    #[pyo3(signature = (name, write_json=None))]
+    fn append_collection(
+        &mut self,
+        py: Python<'_>,
+        name: &str,
+        write_json: Option<&str>,
+    ) -> PyResult<PyCollectionWriter> {
+        let write = write_config(py, write_json)?;
+        let w = self.writer(py)?;
+        Ok(PyCollectionWriter { inner: Some(run(py, || w.append_collection(name, &write))?) })
+    }
+
+    /// Takes a written collection writer: its obs_ids are checked against the other collections
+    /// now, and it is registered when this writer finishes.
+    fn register(&mut self, py: Python<'_>, mut writer: PyRefMut<'_, PyCollectionWriter>) -> PyResult<()> {
         let cw =
             writer.inner.take().ok_or_else(|| raise(py, Exc::Storage, "that collection writer is already finished"))?;
         let w = self.writer(py)?;
-        Ok(PyCollection { inner: run(py, || w.register(cw))? })
+        run(py, || w.register(cw))
     }
 
     /// Writes obs_meta (with obs_ids) and counts; returns the dataset.
@@ -672,9 +700,32 @@ fn new_subjects_with_rows(
     radiobject_core::collection::new_subjects_with_rows(&existing, &given, obs_meta.as_deref()).py(py)
 }
 
+/// Refuses obs_ids that are not unique across a dataset: ``new`` is ``[(collection, [obs_id])]``
+/// about to be written, ``dataset`` the dataset they go into (its collections' obs_ids count as
+/// taken); ``AlignmentError`` names the clashes.
+#[pyfunction]
+#[pyo3(signature = (new, dataset=None))]
+fn check_unique_obs_ids(
+    py: Python<'_>,
+    new: Vec<(String, Vec<String>)>,
+    dataset: Option<PyRef<'_, PyDataset>>,
+) -> PyResult<()> {
+    let ds = dataset.map(|d| d.inner.clone());
+    run(py, || {
+        let mut stored = Vec::new();
+        if let Some(ds) = &ds {
+            for name in ds.collection_names() {
+                stored.push((name.clone(), ds.collection(name)?.obs_ids().to_vec()));
+            }
+        }
+        radiobject_core::dataset::check_unique_obs_ids(&new, &stored)
+    })
+}
+
 /// Registers the dataset classes.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(new_subjects_with_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(check_unique_obs_ids, m)?)?;
     m.add_function(wrap_pyfunction!(assign_obs_ids, m)?)?;
     m.add_function(wrap_pyfunction!(infer_series_type, m)?)?;
     m.add_class::<PyDataframe>()?;

@@ -202,6 +202,7 @@ fn class_of(e: &Error) -> Exc {
         Error::Config(_) => Exc::Configuration,
         Error::Alignment(_) => Exc::Alignment,
         Error::Invalid(_) => Exc::InvalidArgument,
+        Error::Schema(_) => Exc::Schema,
         Error::Storage { .. } | Error::Io { .. } => Exc::Storage,
         Error::Corrupt { .. } => Exc::CorruptData,
         Error::OutOfMemory { .. } => Exc::OutOfMemory,

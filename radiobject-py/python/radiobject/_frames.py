@@ -49,7 +49,6 @@ __all__ = [
     "FLOAT_KINDS",
     "KINDS",
     "kind_of_dtype",
-    "kind_of_value",
     "frame_to_pandas",
     "pandas_to_frame",
     "series_to_column",
@@ -130,21 +129,6 @@ def kind_of_dtype(dtype: Any, name: str = "?") -> str:
     if dt.kind in "mM":
         raise _refuse(name, f"a {dt} column")
     raise SchemaError(f"column {name!r}: unsupported column type {dt}")
-
-
-def kind_of_value(value: Any) -> str | None:
-    """The kind a Python scalar would be stored as (None for a null)."""
-    if _is_null(value):
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (int, np.integer)):
-        return "int64"
-    if isinstance(value, (float, np.floating)):
-        return "float64"
-    if isinstance(value, str):
-        return "str"
-    raise SchemaError(f"cannot store a {type(value).__name__} value ({value!r}) in a column")
 
 
 def _is_null(v: Any) -> bool:

@@ -59,9 +59,11 @@ __all__ = [
     "OutOfMemoryError",
     "DatasetLockedError",
     "new_subjects_with_rows",
+    "check_unique_obs_ids",
     "infer_series_type",
     "tiledb_version",
     "discover",
+    "sources_of",
     "ingest_images",
     "read_image",
     "verify",
@@ -455,8 +457,15 @@ class NativeDatasetWriter:
     ) -> NativeCollectionWriter:
         """Starts collection ``name``; register it with :meth:`register` when written."""
 
-    def register(self, writer: NativeCollectionWriter) -> NativeCollection:
-        """Finishes a collection writer and registers its collection."""
+    def check_new_collection(self, name: str) -> None:
+        """Refuses ``name`` for a new collection (invalid, or already in the dataset or this writer)."""
+
+    def append_collection(self, name: str, write_json: str | None = None) -> NativeCollectionWriter:
+        """Starts appending to the dataset's collection ``name``; register it with ``register``."""
+
+    def register(self, writer: NativeCollectionWriter) -> None:
+        """Takes a written collection writer: its obs_ids are checked against the other collections
+        now, and it is registered when this writer finishes."""
 
     def finish(self) -> NativeDataset:
         """Writes obs_meta (with obs_ids) and counts; returns the dataset."""
@@ -567,6 +576,11 @@ def new_subjects_with_rows(
     """The subjects of ``given`` new to a dataset holding ``existing``, sorted; each needs a row in
     ``obs_meta`` (the subjects with a row; None: no obs_meta given), else ``AlignmentError``."""
 
+def check_unique_obs_ids(new: Sequence[tuple[str, Sequence[str]]], dataset: NativeDataset | None = None) -> None:
+    """Refuses obs_ids that are not unique across a dataset: ``new`` is ``[(collection, [obs_id])]``
+    about to be written, ``dataset`` the dataset they go into (its collections' obs_ids count as
+    taken); ``AlignmentError`` names the clashes."""
+
 def assign_obs_ids(subject_ids: Sequence[str], name: str, taken: Sequence[str] = ...) -> list[str]:
     """New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order), with ``_acq-{k}`` when
     the id is in ``taken`` or already given to an earlier volume."""
@@ -605,6 +619,13 @@ def tiledb_version() -> tuple[int, int, int]:
 def discover(spec: str, format: str | None = None) -> tuple[str, list[tuple[str, str]]]:
     """Finds the images of a glob, a NIfTI directory or a directory of DICOM series:
     ``(format, [(path, subject_id)])``."""
+
+def sources_of(
+    items: Sequence[tuple[str | os.PathLike[str], str | None]], format: str | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """Sources given as a list (``[(path, subject_id or None)]``), named as ``discover`` names them
+    (NIfTI: the file name without ``.nii[.gz]``; DICOM: the series directory's name). Returns
+    ``(format, [(path, subject_id)])``; the format is ``format``, else NIfTI when the first path is."""
 
 def ingest_images(
     uri: str,

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from radiobject import _radiobject as _rb
-from radiobject._frames import kind_of_value, py_value
 from radiobject._types import AttrValue, normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
 from radiobject.dataframe import query_frame
@@ -121,12 +120,6 @@ class EagerQuery:
                 raise InvalidArgumentError("renaming obs_ids needs a collection name; pass name=")
             ids = _rb.rename_obs_ids(sids, out_name)
         kinds: dict[str, str] = dict(self._source._snap.kinds) if self._source is not None else {}
-        for upd in self._obs_updates:
-            for k, v in upd.items():
-                if k not in kinds and k not in _INDEX:
-                    kind = kind_of_value(v)
-                    if kind is not None:
-                        kinds[k] = kind
         if ctx is not None:
             c = resolve_ctx(ctx)
         elif self._source is not None:
@@ -138,7 +131,7 @@ class EagerQuery:
         with w:
             for i, result in enumerate(self._results):
                 row = self._obs_df.iloc[i]
-                attrs = {c: py_value(row[c]) for c in cols}
+                attrs = {c: row[c] for c in cols}
                 attrs.update(self._obs_updates[i])
                 w._write_one(result, ids[i], sids[i], attrs, None)
         return w.finalize()
@@ -410,7 +403,7 @@ class LazyQuery:
                     raise InvalidArgumentError(
                         f"write() needs array results; the transform returned a {type(result).__name__}"
                     )
-                attrs = {col: py_value(row[col]) for col in cols}
+                attrs = {col: row[col] for col in cols}
                 attrs.update(updates)
                 w._write_one(result, ids[k], sids[k], attrs, None)
         return w.finalize()

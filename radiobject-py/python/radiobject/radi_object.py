@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -173,10 +172,6 @@ class RadiObject:
 
     def _meta_frame(self) -> dict:
         return self._state.frame
-
-    def _root_all_obs_ids(self) -> list[str]:
-        st = self._root._state
-        return [i for n in st.names for i in st.collection(n).obs_ids]
 
     def _with_subjects(self, subjects: Sequence[str]) -> RadiObject:
         return self._make_view(subjects=subjects)
@@ -525,13 +520,7 @@ class RadiObject:
     ) -> None:
         """``append`` for in-memory volumes (what the ingest layer calls after reading files)."""
         self._check_not_view("append to")
-        ids = [str(it[1]) for items in images.values() for it in items]
-        repeated = sorted(i for i, k in Counter(ids).items() if k > 1)
-        if repeated:
-            raise AlignmentError(f"obs_id(s) given more than once: {repeated[:5]}")
-        clash = sorted(set(ids) & set(self._root_all_obs_ids()))
-        if clash:
-            raise AlignmentError(f"obs_id(s) already in this RadiObject: {clash[:5]}")
+        _rb.check_unique_obs_ids([(n, [str(it[1]) for it in items]) for n, items in images.items()], self._native)
         new_subjects = self._check_new_subjects([str(it[2]) for items in images.values() for it in items], obs_meta)
         rows = None
         if new_subjects:
@@ -540,7 +529,7 @@ class RadiObject:
         w = RadiObjectWriter._extend(self, write=write)
         with w:
             for name, items in images.items():
-                cw = w._append_to(self._state.collection(name)) if name in self._state.names else w.add_collection(name)
+                cw = w._append_to(name) if name in self._state.names else w.add_collection(name)
                 with cw:
                     for it in items:
                         attrs = it[3] if len(it) > 3 else None
@@ -570,14 +559,12 @@ class RadiObject:
         if name in self._state.names:
             raise SchemaError(f"collection {name!r} already exists")
         src = VolumeCollection(vc, self._state.native.context) if isinstance(vc, str) else vc
-        clash = sorted(set(src.obs_ids) & set(self._root_all_obs_ids()))
-        if clash:
-            raise AlignmentError(f"obs_id(s) already in this RadiObject: {clash[:5]}")
+        _rb.check_unique_obs_ids([(name, src.obs_ids)], self._native)
         target = f"{self._state.native.uri}/collections/{name}"
         w = RadiObjectWriter._extend(self)
         with w:
             if not src.is_view and _same_uri(src.uri, target):
-                w._link(src, name)
+                w._link(name)
             else:
                 with w.add_collection(name, shape=None if src.is_view else src.shape, obs_schema=src._snap.kinds) as cw:
                     src._copy_into(cw)
@@ -611,12 +598,7 @@ class RadiObject:
         c = resolve_ctx(ctx)
         uri = str(uri).rstrip("/")
         resolved = {str(n): (VolumeCollection(v, c) if isinstance(v, str) else v) for n, v in collections.items()}
-        owner: dict[str, str] = {}
-        for n, vc in resolved.items():
-            for oid in vc.obs_ids:
-                if oid in owner:
-                    raise AlignmentError(f"obs_id {oid!r} is in collections {owner[oid]!r} and {n!r}")
-                owner[oid] = n
+        _rb.check_unique_obs_ids([(n, vc.obs_ids) for n, vc in resolved.items()])
         subjects = {s for vc in resolved.values() for s in vc.obs_subject_ids}
         if obs_meta is not None:
             if "obs_subject_id" not in obs_meta.columns:
@@ -655,8 +637,8 @@ class RadiObject:
         rw = RadiObjectWriter(uri, obs_meta_schema=meta_kinds, ctx=c)
         rw._keep = list(linked)  # the collections are already in place below it; never removed
         with rw:
-            for n, vc in linked.items():
-                rw._link(vc, n)
+            for n in linked:
+                rw._link(n)
             if obs_meta is not None and len(obs_meta):
                 rw.write_obs_meta(obs_meta)
         return rw.finalize()

@@ -51,7 +51,7 @@ from radiobject.parallel import map_on_threads
 from radiobject.query import EagerQuery, LazyQuery
 from radiobject.verify import check_aligned
 from radiobject.volume import Volume, _write_json, context_for_config
-from radiobject.writers import VolumeCollectionWriter, _AttrTyper
+from radiobject.writers import VolumeCollectionWriter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -581,11 +581,10 @@ class VolumeCollection:
         if not volumes:
             raise InvalidArgumentError("Must provide volumes=, niftis= or dicom_dirs= (at least one volume)")
         items = [tuple(v) for v in volumes]
-        snap = self._snap
-        w = VolumeCollectionWriter(self.uri, shape=self.shape, ctx=self._context, write=write)
-        w._typer = _AttrTyper(snap.kinds, existing=True)
-        w._created_here = False
-        w._open_native = lambda: _rb.NativeCollectionWriter.append_alone(snap.native, write_json=_write_json(write))  # type: ignore[method-assign]
+        native = self._snap.native
+        w = VolumeCollectionWriter._appending(
+            self, lambda: _rb.NativeCollectionWriter.append_alone(native, write_json=_write_json(write)), write=write
+        )
         with w:
             for item in items:
                 attrs = item[3] if len(item) > 3 else None

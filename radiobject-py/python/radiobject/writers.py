@@ -13,6 +13,9 @@ Both are context managers over the native writers:
   actually written (the reference left ``"[]"``, so its own ``validate()`` failed), and refuses an
   ``obs_id`` already used by another collection of the dataset (:class:`AlignmentError`).
 
+The rules (obs_id uniqueness, obs column types, obs_meta rows, what is registered when) are the
+native writers'; these classes add the ``with`` protocol and pandas conversion.
+
 Example::
 
     with RadiObjectWriter(uri, obs_meta_schema={"age": "int64"}) as w:
@@ -33,21 +36,10 @@ import numpy as np
 import pandas as pd
 
 from radiobject import _radiobject as _rb
-from radiobject._frames import (
-    coerce_value,
-    frame_kinds,
-    kind_of_dtype,
-    kind_of_value,
-    pandas_to_frame,
-    py_value,
-)
+from radiobject._frames import frame_kinds, kind_of_dtype, pandas_to_frame
 from radiobject._registry import wrapper
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
-from radiobject.exceptions import (
-    AlignmentError,
-    SchemaError,
-    StorageError,
-)
+from radiobject.exceptions import StorageError
 from radiobject.volume import _write_json
 
 if TYPE_CHECKING:
@@ -61,36 +53,6 @@ log = logging.getLogger(__name__)
 _OBS_INDEX = ("obs_subject_id", "obs_id")
 
 
-class _AttrTyper:
-    """Converts obs attribute values to the stored type of their column (learning the type of new
-    columns from their first non-null value)."""
-
-    def __init__(self, kinds: Mapping[str, str], *, existing: bool):
-        self.kinds = dict(kinds)
-        self.existing = existing
-
-    def cells(self, attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        if not attrs:
-            return None
-        out: dict[str, Any] = {}
-        for key, value in attrs.items():
-            name = str(key)
-            if name in _OBS_INDEX:
-                continue
-            kind = self.kinds.get(name)
-            if kind is None:
-                kind = kind_of_value(value)
-                if kind is not None:
-                    self.kinds[name] = kind
-                out[name] = py_value(value)
-                continue
-            if value is None or py_value(value) is None:
-                out[name] = None
-                continue
-            out[name] = coerce_value(value, kind, name)
-        return out
-
-
 def _native_array(data: Any) -> np.ndarray:
     """``data`` as an array in native byte order (the native writer checks ndim, dtype and shape)."""
     arr = np.asarray(data)
@@ -98,23 +60,60 @@ def _native_array(data: Any) -> np.ndarray:
 
 
 def _schema_kinds(schema: Mapping[str, Any] | None) -> dict[str, str]:
-    out = {}
-    for name, dtype in (schema or {}).items():
-        name = str(name)
-        if name in _OBS_INDEX:
-            continue
-        out[name] = kind_of_dtype(dtype, name)
-    return out
+    return {str(n): kind_of_dtype(d, str(n)) for n, d in (schema or {}).items() if str(n) not in _OBS_INDEX}
 
 
-class VolumeCollectionWriter:
+class _Lifecycle:
+    """``new -> open -> finished | aborted`` around a native writer: used as a context manager,
+    a clean exit finishes it and an exception aborts it (the native writer removes what it wrote)."""
+
+    _native: Any = None
+    _state = "new"
+
+    def _open_native(self) -> Any:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        if self._state != "new":
+            raise StorageError(f"this writer is already {self._state}; use a new one")
+        self._native = self._open_native()
+        self._state = "open"
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state != "open":
+            return
+        if exc_type is None:
+            self._finish()
+        else:
+            self._abort()
+
+    def _abort(self) -> None:
+        try:
+            self._native.abort()
+        finally:
+            self._state = "aborted"
+
+    def _check_open(self) -> None:
+        if self._state == "new":
+            raise StorageError(f"use the writer as a context manager: `with {type(self).__name__}(...) as w:`")
+        if self._state != "open":
+            raise StorageError(f"this writer is already {self._state}")
+
+
+class VolumeCollectionWriter(_Lifecycle):
     """Writes a new collection volume by volume (a context manager).
 
     Args:
         uri: where to create the collection (nothing may exist there).
         shape: ``(x, y, z)`` every volume must have (4D volumes: their first three axes); None
             allows any shapes (``x_dim/y_dim/z_dim`` are still recorded if they all agree).
-        obs_schema: ``{column: dtype}`` created up front; other columns are added as they appear.
+        obs_schema: ``{column: dtype}`` created up front; other columns are added as they appear
+            (typed by their first non-null value; later values are converted to the stored type
+            when exact, else :class:`SchemaError`).
         name: the collection's ``name`` metadata.
         ctx: context to write through (default: the global one).
         write: tiling and compression (default: the global configuration).
@@ -138,14 +137,9 @@ class VolumeCollectionWriter:
         self.name = name
         self._ctx = resolve_ctx(ctx)
         self._write = write
-        self._native: Any = None
-        self._state = "new"  # new -> open -> finished | aborted
-        self._typer = _AttrTyper(_schema_kinds(self.obs_schema), existing=False)
+        self._kinds = _schema_kinds(self.obs_schema)
         self._obs_ids: list[str] = []
         self._result: Any = None
-        self._created_here = True  # False when appending to or linking an existing collection
-
-    # -- lifecycle
 
     def _open_native(self) -> Any:
         return _rb.NativeCollectionWriter.create(
@@ -153,43 +147,22 @@ class VolumeCollectionWriter:
             self._ctx,
             name=self.name,
             shape=None if self.shape is None else list(self.shape),
-            obs_schema=self._typer.kinds,
+            obs_schema=self._kinds,
             write_json=_write_json(self._write),
         )
 
-    def __enter__(self) -> VolumeCollectionWriter:
-        if self._state != "new":
-            raise StorageError(f"this writer is already {self._state}; use a new one")
-        self._native = self._open_native()
-        self._state = "open"
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._state != "open":
-            return
-        if exc_type is None:
-            self._finish()
-        else:
-            self._abort()
+    @classmethod
+    def _appending(cls, vc: VolumeCollection, opener: Any, *, write: WriteConfig | None = None) -> Any:
+        """A writer adding to the existing collection ``vc`` through the native writer ``opener()``
+        returns (its obs columns keep their stored types)."""
+        w = cls(vc.uri or "", shape=vc.shape, ctx=vc._context, write=write)
+        w._open_native = opener  # type: ignore[method-assign]
+        return w
 
     def _finish(self) -> None:
         self._result = self._native.finish()
         self._state = "finished"
         log.info("wrote %d volumes to %s", len(self._obs_ids), self.uri)
-
-    def _abort(self) -> None:
-        try:
-            self._native.abort()
-        finally:
-            self._state = "aborted"
-
-    # -- writing
-
-    def _check_open(self) -> None:
-        if self._state != "open":
-            if self._state == "new":
-                raise StorageError("use the writer as a context manager: `with VolumeCollectionWriter(...) as w:`")
-            raise StorageError(f"this writer is already {self._state}")
 
     def write_volume(self, data: np.ndarray, obs_id: str, obs_subject_id: str, **attrs: Any) -> None:
         """Writes one volume and buffers its obs row (``attrs``: extra obs columns)."""
@@ -204,17 +177,16 @@ class VolumeCollectionWriter:
         metadata: Mapping[str, Any] | None,
     ) -> None:
         self._check_open()
-        obs_id, sid = str(obs_id), str(obs_subject_id)
-        cells = self._typer.cells(attrs)
-        self._native.write_volume(_native_array(data), obs_id, sid, cells, dict(metadata) if metadata else None)
-        self._obs_ids.append(obs_id)
+        cells = {str(k): v for k, v in attrs.items()} if attrs else None
+        self._native.write_volume(
+            _native_array(data), str(obs_id), str(obs_subject_id), cells, dict(metadata) if metadata else None
+        )
+        self._obs_ids.append(str(obs_id))
 
     def write_batch(self, volumes: Iterable[tuple[Any, ...]]) -> None:
         """Writes ``(data, obs_id, obs_subject_id[, attrs])`` tuples."""
         for item in volumes:
-            data, obs_id, sid = item[0], item[1], item[2]
-            attrs = item[3] if len(item) > 3 else None
-            self._write_one(data, obs_id, sid, attrs or None, None)
+            self._write_one(item[0], item[1], item[2], item[3] if len(item) > 3 else None, None)
 
     @property
     def n_written(self) -> int:
@@ -241,22 +213,14 @@ class VolumeCollectionWriter:
 
 
 class _ManagedCollectionWriter(VolumeCollectionWriter):
-    """A collection of a :class:`RadiObjectWriter`: remembers its subjects and registers itself
-    with the dataset when its block ends cleanly (or, for a writer extending a dataset, when the
-    dataset's block does); the native registration refuses obs_ids used elsewhere in the dataset."""
+    """A collection of a :class:`RadiObjectWriter`: a clean exit hands it to the native dataset
+    writer, which checks its obs_ids against the other collections and registers it when the
+    dataset's block ends (an exception there drops it with its volumes)."""
 
-    def __init__(self, parent: RadiObjectWriter, name: str, native_factory: Any, **kw: Any):
+    def __init__(self, parent: RadiObjectWriter, name: str, opener: Any, **kw: Any):
         super().__init__(f"{parent.uri}/collections/{name}", name=name, ctx=parent._ctx, **kw)
         self._parent = parent
-        self._factory = native_factory
-        self._subjects: set[str] = set()  # for the obs_meta coverage check
-
-    def _write_one(self, data: Any, obs_id: str, obs_subject_id: str, attrs: Any, metadata: Any) -> None:
-        super()._write_one(data, obs_id, obs_subject_id, attrs, metadata)
-        self._subjects.add(str(obs_subject_id))
-
-    def _open_native(self) -> Any:
-        return self._factory(self)
+        self._open_native = opener  # type: ignore[method-assign]
 
     def __enter__(self) -> _ManagedCollectionWriter:
         super().__enter__()
@@ -264,23 +228,24 @@ class _ManagedCollectionWriter(VolumeCollectionWriter):
         return self
 
     def _finish(self) -> None:
-        self._state = "done"
-        if self._parent._defer:
-            self._parent._pending.append(self)
-        else:
-            self._register()
-
-    def _register(self) -> None:
         try:
-            self._result = self._parent._native.register(self._native)
+            self._parent._native.register(self._native)
         except BaseException:
             self._state = "aborted"
             raise
         self._state = "finished"
-        self._parent._registered(self.name or "")
+
+    def finalize(self) -> VolumeCollection:
+        """The collection, once its dataset's writer has finished (collections of a dataset are
+        registered together, at the end of the dataset's block)."""
+        if self._state == "open":
+            self._finish()
+        if self._parent._state != "finished" or self._state != "finished":
+            raise StorageError("a dataset's collections are registered when its RadiObjectWriter finishes")
+        return self._parent.finalize().collection(self.name or "")
 
 
-class RadiObjectWriter:
+class RadiObjectWriter(_Lifecycle):
     """Writes a new RadiObject collection by collection (a context manager).
 
     Args:
@@ -291,8 +256,9 @@ class RadiObjectWriter:
 
     ``write_obs_meta(df)`` may be called before or after the collections; if it is called, every
     subject that has volumes needs a row (else :class:`AlignmentError` at the end); without it,
-    each subject gets a bare row. Leaving the block cleanly writes ``obs_meta`` (with each
-    subject's ``obs_ids``) and the counts; an exception removes the whole dataset.
+    each subject gets a bare row. Collections are registered together when the block ends
+    cleanly, with ``obs_meta`` (each subject's ``obs_ids``) and the counts; an exception removes
+    the whole dataset.
     """
 
     def __init__(
@@ -309,127 +275,62 @@ class RadiObjectWriter:
         schema = {str(k): v for k, v in (obs_meta_schema or {}).items() if str(k) not in ("obs_ids", "obs_id")}
         self._meta_kinds = {n: kind_of_dtype(d, n) for n, d in schema.items() if n != "obs_subject_id"}
         self.obs_meta_schema = schema
-        self._native: Any = None
-        self._state = "new"
-        self._collection_names: list[str] = []
         self._children: list[_ManagedCollectionWriter] = []
-        self._pending: list[_ManagedCollectionWriter] = []
-        self._defer = False
-        self._meta_subjects: set[str] | None = None
-        self._existing_subjects: set[str] = set()
         self._result: Any = None
         self._keep: list[str] | None = None  # from_collections: collections already in place below uri
 
     @classmethod
     def _extend(cls, radi: RadiObject, *, write: WriteConfig | None = None) -> RadiObjectWriter:
-        """A writer adding to an existing dataset: collections are registered only when the
-        whole block succeeded (all volumes written first)."""
+        """A writer adding to an existing dataset (nothing it adds is registered unless the whole
+        block succeeds)."""
         native = radi._native
         self = cls(native.uri, None, native.context, write=write)
-        self._native = _rb.NativeDatasetWriter.extend(native)
-        self._state = "open"
-        self._defer = True
-        self._collection_names = list(native.collection_names)
         self._meta_kinds = {
             n: k for n, k in frame_kinds(radi._meta_frame()).items() if n not in ("obs_subject_id", "obs_id", "obs_ids")
         }
-        self._existing_subjects = set(native.subject_ids)
+        self._open_native = lambda: _rb.NativeDatasetWriter.extend(native)  # type: ignore[method-assign]
         return self
 
-    # -- lifecycle
-
-    def __enter__(self) -> RadiObjectWriter:
-        if self._state == "open" and self._defer:
-            return self
-        if self._state != "new":
-            raise StorageError(f"this writer is already {self._state}; use a new one")
+    def _open_native(self) -> Any:
         if self._keep is not None:
-            self._native = _rb.NativeDatasetWriter.create_around(
+            return _rb.NativeDatasetWriter.create_around(
                 self.uri, self._ctx, self._keep, obs_meta_schema=self._meta_kinds
             )
-        else:
-            self._native = _rb.NativeDatasetWriter.create(self.uri, self._ctx, obs_meta_schema=self._meta_kinds)
-        self._state = "open"
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._state != "open":
-            return
-        if exc_type is None:
-            self._finish()
-        else:
-            self._abort()
+        return _rb.NativeDatasetWriter.create(self.uri, self._ctx, obs_meta_schema=self._meta_kinds)
 
     def _abort(self) -> None:
-        errors = []
         for child in self._children:
-            if child._state in ("open", "done"):
+            if child._state == "open":
                 try:
                     child._abort()
-                except Exception as e:  # noqa: BLE001 - keep cleaning up; logged below
-                    errors.append(e)
-        self._pending.clear()
-        try:
-            self._native.abort()
-        finally:
-            self._state = "aborted"
-        if errors:
-            log.warning("errors while aborting %s: %s", self.uri, errors)
+                except Exception as e:  # noqa: BLE001 - keep cleaning up
+                    log.warning("error while aborting collection %s of %s: %s", child.name, self.uri, e)
+        super()._abort()
 
     def _finish(self) -> None:
         try:
-            for child in self._children:
-                if child._state == "open":
-                    raise StorageError(f"collection {child.name!r} was never closed; end its `with` block first")
-            if self._meta_subjects is not None:
-                have = self._meta_subjects | self._existing_subjects
-                written = {s for c in self._children if c._state in ("done", "finished") for s in c._subjects}
-                missing = sorted(written - have)
-                if missing:
-                    raise AlignmentError(f"obs_meta has no row for subject(s) {missing[:5]} that have volumes")
-            for child in list(self._pending):
-                child._register()
-                self._pending.remove(child)
+            open_ = [c.name for c in self._children if c._state == "open"]
+            if open_:
+                raise StorageError(f"collection {open_[0]!r} was never closed; end its `with` block first")
             self._result = self._native.finish()
         except BaseException:
             self._abort()
             raise
         self._state = "finished"
 
-    # -- content
-
     @property
     def collection_names(self) -> list[str]:
-        """Collections registered so far."""
-        return list(self._collection_names)
-
-    def _registered(self, name: str) -> None:
-        if name not in self._collection_names:
-            self._collection_names.append(name)
-
-    def _check_open(self) -> None:
-        if self._state != "open":
-            if self._state == "new":
-                raise StorageError("use the writer as a context manager: `with RadiObjectWriter(...) as w:`")
-            raise StorageError(f"this writer is already {self._state}")
+        """Collections handed over so far (registered when the block ends)."""
+        return [c.name or "" for c in self._children if c._state == "finished"]
 
     def write_obs_meta(self, df: pd.DataFrame) -> None:
         """Subject rows (``obs_subject_id`` plus any columns; ``obs_ids`` is computed)."""
         self._check_open()
-        if "obs_subject_id" not in df.columns:
-            raise SchemaError("obs_meta needs an 'obs_subject_id' column")
         frame = pandas_to_frame(df, ["obs_subject_id"], self._meta_kinds, skip=("obs_ids", "obs_id"))
-        sids = frame["obs_subject_id"][1]
-        if len(set(sids)) != len(sids):
-            raise SchemaError("obs_meta has duplicate obs_subject_id values")
-        again = sorted(set(sids) & (self._meta_subjects or set()))
-        if again:
-            raise SchemaError(f"obs_meta rows for {again[:5]} were already written")
+        self._native.write_obs_meta(frame)
         for n, (k, _, _) in frame.items():
             if n != "obs_subject_id":
                 self._meta_kinds.setdefault(n, k)
-        self._native.write_obs_meta(frame)
-        self._meta_subjects = (self._meta_subjects or set()) | set(sids)
 
     def add_collection(
         self,
@@ -440,41 +341,28 @@ class RadiObjectWriter:
         """A writer for a new collection ``name`` (use it as a context manager)."""
         self._check_open()
         name = str(name)
-        taken = set(self._collection_names) | {c.name for c in self._children if c._state in ("open", "done")}
-        if name in taken:
-            raise SchemaError(f"collection {name!r} already exists in this RadiObject")
+        self._native.check_new_collection(name)
 
-        def factory(w: _ManagedCollectionWriter) -> Any:
+        def opener() -> Any:
             return self._native.add_collection(
                 name,
                 shape=None if w.shape is None else list(w.shape),
-                obs_schema=w._typer.kinds,
+                obs_schema=w._kinds,
                 write_json=_write_json(w._write),
             )
 
-        return _ManagedCollectionWriter(self, name, factory, shape=shape, obs_schema=obs_schema, write=self._write)
-
-    def _append_to(self, vc: VolumeCollection) -> VolumeCollectionWriter:
-        """A writer appending to an existing collection of this dataset (extend mode)."""
-        native = vc._snap.native
-
-        def factory(w: _ManagedCollectionWriter) -> Any:
-            return _rb.NativeCollectionWriter.append(native, write_json=_write_json(w._write))
-
-        w = _ManagedCollectionWriter(self, native.uri.rsplit("/", 1)[-1], factory, shape=vc.shape, write=self._write)
-        w._typer = _AttrTyper(vc._snap.kinds, existing=True)
-        w._created_here = False
+        w = _ManagedCollectionWriter(self, name, opener, shape=shape, obs_schema=obs_schema, write=self._write)
         return w
 
-    def _link(self, vc: VolumeCollection, name: str) -> None:
-        """Registers a collection already stored at ``{uri}/collections/{name}``."""
-        native = vc._snap.native
-        w = _ManagedCollectionWriter(
-            self, name, lambda _w: _rb.NativeCollectionWriter.append(native, write_json=None), shape=None
+    def _append_to(self, name: str) -> VolumeCollectionWriter:
+        """A writer appending to this dataset's collection ``name`` (extend mode)."""
+        return _ManagedCollectionWriter(
+            self, name, lambda: self._native.append_collection(name, write_json=_write_json(self._write))
         )
-        w._created_here = False
-        with w:
-            w._subjects.update(native.subject_ids)
+
+    def _link(self, name: str) -> None:
+        """Registers a collection already stored at ``{uri}/collections/{name}``."""
+        self._native.link(name)
 
     def finalize(self) -> RadiObject:
         """Finishes (if still open) and returns the RadiObject."""
