@@ -440,3 +440,12 @@ def test_parallelization_rate_is_the_references_formula():
     assert s.parallelization_rate == 0.7
     # the denominator is read_ops, not read_queries
     assert S3Stats(10, 7, 0, 0, 0, read_queries=70).parallelization_rate == 0.7
+
+
+def test_is_orientation_valid_names_each_axis_once():
+    from radiobject.orientation import aff2axcodes, is_orientation_valid
+
+    assert is_orientation_valid("RAS") and is_orientation_valid(("L", "P", "S")) and is_orientation_valid("PIL")
+    for bad in ("RRS", "RA", "RASS", "RAX", None, 123, ["RA", "S", "I"]):
+        assert not is_orientation_valid(bad), bad
+    assert is_orientation_valid(aff2axcodes(np.diag([-1.0, -1.0, 1.0, 1.0])))

@@ -47,11 +47,18 @@ fn axcodes(py: Python<'_>, affine: Vec<Vec<f64>>) -> PyResult<String> {
     Ok(radiobject_core::imaging::axcodes(&a))
 }
 
+/// Whether ``codes`` are three axis codes naming each world axis once (``["R", "A", "S"]``).
+#[pyfunction]
+fn axcodes_valid(codes: Vec<String>) -> bool {
+    radiobject_core::imaging::axcodes_valid(&codes.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// Registers the rule functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rename_obs_ids, m)?)?;
     m.add_function(wrap_pyfunction!(tile_extents, m)?)?;
     m.add_function(wrap_pyfunction!(axcodes, m)?)?;
+    m.add_function(wrap_pyfunction!(axcodes_valid, m)?)?;
     m.add_function(wrap_pyfunction!(check_collection_shape, m)?)?;
     Ok(())
 }

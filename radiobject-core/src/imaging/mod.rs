@@ -34,7 +34,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-pub use orientation::{Affine, Target, axcodes, reorient};
+pub use orientation::{Affine, Target, axcodes, axcodes_valid, reorient};
 
 use crate::dtype::Datatype;
 use crate::error::{Error, Result};

@@ -160,8 +160,27 @@ pub fn axcodes(affine: &Affine) -> String {
     ornt_codes(&io_orientation(affine))
 }
 
+/// The two codes of each world axis: (negative, positive) direction of x, y, z.
+const LABELS: [(char, char); 3] = [('L', 'R'), ('P', 'A'), ('I', 'S')];
+
+/// Whether `codes` are three axis codes naming each world axis once (`"RAS"`, `"PIL"`...).
+pub fn axcodes_valid(codes: &[&str]) -> bool {
+    let mut seen = [false; 3];
+    codes.len() == 3
+        && codes.iter().all(|c| {
+            let mut chars = c.chars();
+            let (Some(ch), None) = (chars.next(), chars.next()) else { return false };
+            match LABELS.iter().position(|&(neg, pos)| ch == neg || ch == pos) {
+                Some(axis) if !seen[axis] => {
+                    seen[axis] = true;
+                    true
+                }
+                _ => false,
+            }
+        })
+}
+
 fn ornt_codes(ornt: &Ornt) -> String {
-    const LABELS: [(char, char); 3] = [('L', 'R'), ('P', 'A'), ('I', 'S')];
     ornt.iter()
         .map(|o| match o {
             Some((ax, dir)) => {
@@ -280,6 +299,23 @@ fn apply_plan(data: VolumeData, plan: &[(usize, bool); 3]) -> VolumeData {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn axcodes_name_each_world_axis_once() {
+        for ok in [["R", "A", "S"], ["L", "P", "S"], ["P", "I", "L"]] {
+            assert!(super::axcodes_valid(&ok), "{ok:?}");
+        }
+        for bad in [
+            &["R", "L", "S"][..],
+            &["R", "A"],
+            &["R", "A", "S", "S"],
+            &["R", "A", "X"],
+            &["RA", "S", "I"],
+            &["?", "A", "S"],
+        ] {
+            assert!(!super::axcodes_valid(bad), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     fn diag(x: f64, y: f64, z: f64) -> Affine {

@@ -40,6 +40,7 @@ __all__ = [
     "rename_obs_ids",
     "tile_extents",
     "axcodes",
+    "axcodes_valid",
     "check_collection_shape",
     "RadiObjectError",
     "ShapeError",
@@ -599,6 +600,9 @@ def check_collection_shape(shape: Sequence[int]) -> None:
 def axcodes(affine: Sequence[Sequence[float]]) -> str:
     """Axis codes of an affine (its upper-left 3x3 is used), as nibabel's ``aff2axcodes``, e.g.
     ``"RAS"``; an axis without direction gets ``"?"``."""
+
+def axcodes_valid(codes: Sequence[str]) -> bool:
+    """Whether ``codes`` are three axis codes naming each world axis once (``["R", "A", "S"]``)."""
 
 def read_batch(ctx: Context, requests: Sequence[tuple[NativeVolume, _Region]]) -> list[npt.NDArray[Any]]:
     """Reads many regions of many volumes on ``ctx``'s worker pool, with the GIL released;

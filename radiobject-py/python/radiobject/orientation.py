@@ -26,9 +26,6 @@ __all__ = [
     "is_orientation_valid",
 ]
 
-_AXES = (("L", "R"), ("P", "A"), ("I", "S"))
-
-
 @dataclass(frozen=True)
 class OrientationInfo:
     """Orientation of a volume."""
@@ -48,20 +45,11 @@ def aff2axcodes(affine: Any) -> tuple[str, str, str]:
 
 
 def is_orientation_valid(axcodes: Any) -> bool:
-    """Whether three axis codes name each anatomical axis once."""
+    """Whether three axis codes name each anatomical axis once (the native rule)."""
     try:
-        letters = list(axcodes)
+        return _rb.axcodes_valid([str(c) for c in axcodes])
     except TypeError:
         return False
-    if len(letters) != 3:
-        return False
-    seen = set()
-    for c in letters:
-        hit = [i for i, pair in enumerate(_AXES) if c in pair]
-        if not hit or hit[0] in seen:
-            return False
-        seen.add(hit[0])
-    return True
 
 
 def metadata_to_orientation_info(meta: Mapping[str, Any]) -> OrientationInfo | None:
