@@ -411,15 +411,10 @@ pub enum Cell {
 /// type when that is exact (an int into a float32 column, 3.0 into an int16 column, True into a
 /// uint8 column) and refused otherwise.
 fn cell_column(name: &str, cell: &Cell, existing: Option<ColumnType>) -> Result<Column> {
-    let bad = |what: String| Error::Schema(format!("obs column {name:?}: {what}"));
+    let bad = |what: String| Error::Schema(format!("column {name:?}: {what}"));
     let target = match existing {
         Some(t) => t,
-        None => match cell {
-            Cell::Null | Cell::Str(_) => ColumnType::STR,
-            Cell::Int(_) => ColumnType { datatype: Datatype::Int64, var: false },
-            Cell::Float(_) => ColumnType { datatype: Datatype::Float64, var: false },
-            Cell::Bool(_) => ColumnType { datatype: Datatype::Bool, var: false },
-        },
+        None => implied_type(name, std::slice::from_ref(cell))?,
     };
     let values = if target.var {
         match cell {
@@ -443,7 +438,7 @@ fn cell_column(name: &str, cell: &Cell, existing: Option<ColumnType>) -> Result<
             ($t:ty) => {{
                 let v: $t = match as_int(cell)? {
                     None => 0,
-                    Some(i) => <$t>::try_from(i).map_err(|_| bad(format!("{i} does not fit {dt}")))?,
+                    Some(i) => <$t>::try_from(i).map_err(|_| bad(format!("{i} does not fit {dt} (out of range)")))?,
                 };
                 bytemuck::bytes_of(&v).to_vec()
             }};
@@ -478,6 +473,52 @@ fn cell_column(name: &str, cell: &Cell, existing: Option<ColumnType>) -> Result<
         Values::Fixed { datatype: dt, bytes }
     };
     Ok(Column { name: name.to_owned(), values, valid: Some(vec![!matches!(cell, Cell::Null)]) })
+}
+
+/// The type values imply for a new column: text, BOOL, INT64, or FLOAT64 for floats (with or
+/// without ints); text when every value is null. Other mixes are refused.
+fn implied_type(name: &str, cells: &[Cell]) -> Result<ColumnType> {
+    let has = |f: fn(&Cell) -> bool| cells.iter().any(f);
+    let (text, bools) = (has(|c| matches!(c, Cell::Str(_))), has(|c| matches!(c, Cell::Bool(_))));
+    let (ints, floats) = (has(|c| matches!(c, Cell::Int(_))), has(|c| matches!(c, Cell::Float(_))));
+    let fixed = |datatype| Ok(ColumnType { datatype, var: false });
+    match (text, bools, ints, floats) {
+        (_, false, false, false) => Ok(ColumnType::STR),
+        (false, true, false, false) => fixed(Datatype::Bool),
+        (false, false, true, false) => fixed(Datatype::Int64),
+        (false, false, _, true) => fixed(Datatype::Float64),
+        _ => {
+            let kinds: Vec<&str> = [(text, "text"), (bools, "bool"), (ints, "int"), (floats, "float")]
+                .into_iter()
+                .filter_map(|(on, k)| on.then_some(k))
+                .collect();
+            Err(Error::Schema(format!("column {name:?} mixes {} values; give it one type", kinds.join(", "))))
+        }
+    }
+}
+
+/// A column of `cells`, of the stored type `target`, or (None) of the type the values imply
+/// (text, BOOL, INT64, or FLOAT64 for floats with or without ints; text when all are null). Each
+/// value is converted as an obs value is ([`CollectionWriter::write_volume`]): exactly, or refused
+/// with [`Error::Schema`]. Nulls are marked in `valid` (None when there are none).
+pub fn cells_column(name: &str, cells: &[Cell], target: Option<ColumnType>) -> Result<Column> {
+    let target = match target {
+        Some(t) => t,
+        None => implied_type(name, cells)?,
+    };
+    let mut values = Values::placeholders(target.datatype, target.var, 0);
+    let mut valid = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let one = cell_column(name, cell, Some(target))?;
+        match (&mut values, one.values) {
+            (Values::Str(all), Values::Str(v)) => all.extend(v),
+            (Values::Fixed { bytes: all, .. }, Values::Fixed { bytes, .. }) => all.extend(bytes),
+            _ => return Err(Error::Schema(format!("column {name:?}: mixed storage"))),
+        }
+        valid.push(!matches!(cell, Cell::Null));
+    }
+    let valid = if valid.iter().all(|&v| v) { None } else { Some(valid) };
+    Ok(Column { name: name.to_owned(), values, valid })
 }
 
 /// What a writer needs to know about the volumes already in a collection it appends to.
@@ -969,6 +1010,26 @@ impl Drop for CollectionWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_column_of_values_takes_one_type_and_converts_exactly() {
+        let cells = [Cell::Int(1), Cell::Null, Cell::Float(2.5)];
+        let c = cells_column("x", &cells, None).unwrap();
+        assert_eq!(c.values.datatype(), Datatype::Float64);
+        assert_eq!(c.valid, Some(vec![true, false, true]));
+        assert_eq!(c.values.get_f64(2), Some(2.5));
+        let all_null = cells_column("x", &[Cell::Null, Cell::Null], None).unwrap();
+        assert!(matches!(all_null.values, Values::Str(_)));
+        let e = cells_column("x", &[Cell::Str("a".into()), Cell::Int(1)], None).unwrap_err();
+        assert!(matches!(&e, Error::Schema(m) if m.contains("mixes text, int")), "{e}");
+        let int8 = ColumnType { datatype: Datatype::Int8, var: false };
+        let c = cells_column("n", &[Cell::Float(3.0), Cell::Bool(true)], Some(int8)).unwrap();
+        assert_eq!((c.values.get_i64(0), c.values.get_i64(1), c.valid), (Some(3), Some(1), None));
+        let e = cells_column("n", &[Cell::Int(300)], Some(int8)).unwrap_err();
+        assert!(e.to_string().contains("300 does not fit") && e.to_string().contains("out of range"), "{e}");
+        assert!(cells_column("n", &[Cell::Float(2.5)], Some(int8)).is_err());
+        assert!(cells_column("s", &[Cell::Int(2)], Some(ColumnType::STR)).is_err());
+    }
 
     #[test]
     fn assign_obs_ids_numbers_repeats_and_taken_ids() {

@@ -150,7 +150,7 @@ impl Values {
     }
 
     /// `n` null placeholders of the same type as `self` (empty strings or zero bytes).
-    fn placeholders(datatype: Datatype, var: bool, n: usize) -> Values {
+    pub(crate) fn placeholders(datatype: Datatype, var: bool, n: usize) -> Values {
         if var {
             Values::Str(vec![String::new(); n])
         } else {

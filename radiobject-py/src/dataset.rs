@@ -145,7 +145,8 @@ fn cell_from_py(v: &Bound<'_, PyAny>) -> PyResult<Cell> {
         v.py(),
         Exc::Schema,
         format!(
-            "cannot store a {} value ({}) in an obs column: give str, int, float, bool or None",
+            "cannot store a {} value ({}) in a column: give str, int, float, bool or None (store datetimes \
+             as text, e.g. .isoformat(), or as int64 ns since the epoch)",
             v.get_type().name()?,
             v.repr()?
         ),
@@ -722,10 +723,36 @@ fn check_unique_obs_ids(
     })
 }
 
+/// One frame column ``(kind, values, valid)`` of Python values, of the stored type ``kind``
+/// (``"str"``, ``"int8"``...) or, when None, of the type the values imply (text, bool, int64, or
+/// float64 for floats with ints). Values convert exactly or raise ``SchemaError`` (the rule of obs
+/// values); None, NaN and pandas' NA/NaT are nulls.
+#[pyfunction]
+#[pyo3(signature = (name, values, kind=None))]
+fn cells_column<'py>(
+    py: Python<'py>,
+    name: &str,
+    values: Vec<Bound<'py, PyAny>>,
+    kind: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let target = match kind {
+        None => None,
+        Some(k) => {
+            let dt = datatype_of_kind(k)
+                .ok_or_else(|| raise(py, Exc::Schema, format!("column {name:?}: unsupported type {k:?}")))?;
+            Some(ColumnType { datatype: dt, var: dt == Datatype::StringUtf8 })
+        }
+    };
+    let cells = values.iter().map(cell_from_py).collect::<PyResult<Vec<Cell>>>()?;
+    let column = radiobject_core::collection::cells_column(name, &cells, target).py(py)?;
+    frame_to_py(py, &Frame { columns: vec![column] })?.get_item(name)?.ok_or_else(|| PyValueError::new_err("no column"))
+}
+
 /// Registers the dataset classes.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(new_subjects_with_rows, m)?)?;
     m.add_function(wrap_pyfunction!(check_unique_obs_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(cells_column, m)?)?;
     m.add_function(wrap_pyfunction!(assign_obs_ids, m)?)?;
     m.add_function(wrap_pyfunction!(infer_series_type, m)?)?;
     m.add_class::<PyDataframe>()?;

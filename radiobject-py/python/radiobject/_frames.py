@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radiobject import _radiobject as _rb
 from radiobject.exceptions import SchemaError
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "frame_column_values",
     "frame_records",
     "py_value",
-    "coerce_value",
 ]
 
 Frame = dict  # {name: (kind, values, valid)}
@@ -148,39 +148,6 @@ def py_value(v: Any) -> Any:
     return v
 
 
-def coerce_value(v: Any, kind: str, name: str = "?") -> Any:
-    """``v`` converted for a column of ``kind`` (None stays None); SchemaError if it cannot be."""
-    v = py_value(v)
-    if v is None:
-        return None
-    if kind == "str":
-        if isinstance(v, str):
-            return v
-        raise SchemaError(f"column {name!r} holds text; got {type(v).__name__} {v!r}")
-    if kind == "bool":
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, int) and v in (0, 1):
-            return bool(v)
-        raise SchemaError(f"column {name!r} holds booleans; got {type(v).__name__} {v!r}")
-    if kind in INT_KINDS:
-        if isinstance(v, bool):
-            return int(v)
-        if isinstance(v, int):
-            info = np.iinfo(kind)
-            if not info.min <= v <= info.max:
-                raise SchemaError(f"column {name!r} ({kind}): {v} is out of range")
-            return v
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        raise SchemaError(f"column {name!r} holds {kind}; got {type(v).__name__} {v!r}")
-    if kind in FLOAT_KINDS:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-        raise SchemaError(f"column {name!r} holds {kind}; got {type(v).__name__} {v!r}")
-    raise SchemaError(f"column {name!r}: unsupported stored kind {kind!r}")
-
-
 # ---------------------------------------------------------------------------------------------
 # frame -> pandas
 
@@ -221,50 +188,10 @@ def frame_to_pandas(frame: Mapping[str, Any], columns: Sequence[str] | None = No
 # pandas -> frame
 
 
-def _object_kind(values: Sequence[Any], name: str) -> str | None:
-    kinds = set()
-    for v in values:
-        if _is_null(v):
-            continue
-        if isinstance(v, (bool, np.bool_)):
-            kinds.add("bool")
-        elif isinstance(v, (int, np.integer)):
-            kinds.add("int")
-        elif isinstance(v, (float, np.floating)):
-            kinds.add("float")
-        elif isinstance(v, str):
-            kinds.add("str")
-        elif isinstance(v, (pd.Timestamp, np.datetime64, pd.Timedelta, np.timedelta64)):
-            raise _refuse(name, "a datetime/timedelta value")
-        else:
-            raise SchemaError(f"column {name!r}: cannot store a {type(v).__name__} value ({v!r})")
-    if not kinds:
-        return None
-    if kinds == {"str"}:
-        return "str"
-    if kinds == {"bool"}:
-        return "bool"
-    if kinds == {"int"}:
-        return "int64"
-    if kinds <= {"int", "float"}:
-        return "float64"
-    raise SchemaError(f"column {name!r} mixes {', '.join(sorted(kinds))} values; give it one type")
-
-
-def _cells(values: Iterable[Any], kind: str, name: str) -> tuple[Any, Any]:
-    """(values, valid) for a kind from Python cells (None-able)."""
-    cells = [coerce_value(v, kind, name) for v in values]
-    nulls = [c is None for c in cells]
-    valid = None if not any(nulls) else ~np.asarray(nulls, dtype=bool)
-    if kind == "str":
-        return [c if c is not None else "" for c in cells], valid
-    fill: Any = False if kind == "bool" else 0
-    return np.asarray([c if c is not None else fill for c in cells], dtype=kind), valid
-
-
 def series_to_column(s: pd.Series, name: str, kind: str | None = None) -> tuple[str, Any, Any]:
     """``(kind, values, valid)`` for a pandas Series, converted to ``kind`` when given (an
-    existing column's stored type); SchemaError when the values do not fit."""
+    existing column's stored type); SchemaError when the values do not fit. Typed columns of
+    their own kind pass as arrays; every other conversion is the native one (``cells_column``)."""
     dt = s.dtype
     if isinstance(dt, pd.CategoricalDtype):
         s = s.astype(object)
@@ -274,19 +201,16 @@ def series_to_column(s: pd.Series, name: str, kind: str | None = None) -> tuple[
     ):
         raise _refuse(name, f"a {dt} column")
     if isinstance(dt, pd.StringDtype) or (isinstance(dt, np.dtype) and dt.kind in "OUS"):
-        values = s.tolist()
-        own = "str" if isinstance(dt, pd.StringDtype) else _object_kind(values, name)
-        target = kind or own or "str"
-        return (target, *_cells(values, target, name))
+        own = "str" if isinstance(dt, pd.StringDtype) else None
+        return _rb.cells_column(name, s.tolist(), kind or own)
     if isinstance(dt, _MaskedDtype):
         own = kind_of_dtype(dt, name)
-        target = kind or own
-        if target == own:
-            mask = s.isna().to_numpy()
-            na: Any = False if own == "bool" else (np.nan if own in FLOAT_KINDS else 0)
-            data = s.to_numpy(dtype=np.dtype(own) if own != "bool" else np.bool_, na_value=na)
-            return target, np.ascontiguousarray(data), (~mask if mask.any() else None)
-        return (target, *_cells(s.astype(object).tolist(), target, name))
+        if (kind or own) != own:
+            return _rb.cells_column(name, s.astype(object).tolist(), kind)
+        mask = s.isna().to_numpy()
+        na: Any = False if own == "bool" else (np.nan if own in FLOAT_KINDS else 0)
+        data = s.to_numpy(dtype=np.dtype(own) if own != "bool" else np.bool_, na_value=na)
+        return own, np.ascontiguousarray(data), (~mask if mask.any() else None)
     if isinstance(dt, np.dtype):
         own = kind_of_dtype(dt, name)
         arr = s.to_numpy()
@@ -298,7 +222,7 @@ def series_to_column(s: pd.Series, name: str, kind: str | None = None) -> tuple[
         if target in FLOAT_KINDS and own in (INT_KINDS | FLOAT_KINDS):
             return target, arr.astype(target), None  # NaN stays a value in float columns
         # other conversions go cell by cell (range checks; NaN becomes null)
-        return (target, *_cells(arr.tolist(), target, name))
+        return _rb.cells_column(name, arr.tolist(), target)
     raise SchemaError(f"column {name!r}: unsupported column type {dt}")
 
 

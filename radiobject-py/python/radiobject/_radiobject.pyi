@@ -61,6 +61,7 @@ __all__ = [
     "DatasetLockedError",
     "new_subjects_with_rows",
     "check_unique_obs_ids",
+    "cells_column",
     "infer_series_type",
     "tiledb_version",
     "discover",
@@ -576,6 +577,12 @@ def new_subjects_with_rows(
 ) -> list[str]:
     """The subjects of ``given`` new to a dataset holding ``existing``, sorted; each needs a row in
     ``obs_meta`` (the subjects with a row; None: no obs_meta given), else ``AlignmentError``."""
+
+def cells_column(name: str, values: Sequence[Any], kind: str | None = None) -> tuple[str, Any, Any]:
+    """One frame column ``(kind, values, valid)`` of Python values, of the stored type ``kind``
+    (``"str"``, ``"int8"``...) or, when None, of the type the values imply (text, bool, int64, or
+    float64 for floats with ints). Values convert exactly or raise ``SchemaError`` (the rule of obs
+    values); None, NaN and pandas' NA/NaT are nulls."""
 
 def check_unique_obs_ids(new: Sequence[tuple[str, Sequence[str]]], dataset: NativeDataset | None = None) -> None:
     """Refuses obs_ids that are not unique across a dataset: ``new`` is ``[(collection, [obs_id])]``

@@ -26,6 +26,7 @@ __all__ = [
     "is_orientation_valid",
 ]
 
+
 @dataclass(frozen=True)
 class OrientationInfo:
     """Orientation of a volume."""
