@@ -17,6 +17,8 @@
 //! Rows are returned sorted by the index columns (byte order), the order TileDB's global order
 //! gives and the reference relies on.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::context::Context;
 use crate::dtype::{Datatype, Layout};
 use crate::error::{Error, Result, StorageContext};
@@ -221,6 +223,51 @@ impl Frame {
     /// Column names, in order.
     pub fn names(&self) -> Vec<&str> {
         self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// The index values (text columns `index`) of each row.
+    fn keys<'a>(&'a self, index: &[&str]) -> Result<Vec<Vec<&'a str>>> {
+        let cols = index
+            .iter()
+            .map(|k| {
+                self.column(k)
+                    .and_then(|c| c.values.as_str())
+                    .ok_or_else(|| Error::Schema(format!("the rows need the text index column {k:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((0..self.len()).map(|i| cols.iter().map(|c| c[i].as_str()).collect()).collect())
+    }
+
+    /// These rows as they replace rows of `stored` (both holding the index columns `index`): a
+    /// row whose index values are stored keeps the stored values of every column it lacks; a new
+    /// row gets nulls there. Refuses index values given twice. The rule of an upsert
+    /// ([`Dataframe::update`], and `obs_meta` rows given for subjects already in a dataset).
+    pub fn completed_from(&self, stored: &Frame, index: &[&str]) -> Result<Frame> {
+        let keys = self.keys(index)?;
+        let mut seen = HashSet::with_capacity(keys.len());
+        if let Some(k) = keys.iter().find(|k| !seen.insert(k.as_slice())) {
+            return Err(Error::Schema(format!("the rows give the index values {k:?} twice")));
+        }
+        let at: HashMap<Vec<&str>, usize> = if stored.is_empty() {
+            HashMap::new()
+        } else {
+            stored.keys(index)?.into_iter().enumerate().map(|(i, k)| (k, i)).collect()
+        };
+        let pos: Vec<Option<usize>> = keys.iter().map(|k| at.get(k).copied()).collect();
+        let rows: Vec<usize> = pos.iter().map(|p| p.unwrap_or(0)).collect();
+        let mut out = self.clone();
+        for c in stored.columns.iter().filter(|c| !index.contains(&c.name.as_str()) && self.column(&c.name).is_none()) {
+            let values = if stored.is_empty() {
+                Values::placeholders(c.values.datatype(), matches!(c.values, Values::Str(_)), pos.len())
+            } else {
+                c.values.take(&rows)
+            };
+            let valid: Vec<bool> =
+                pos.iter().map(|p| p.is_some_and(|r| c.valid.as_ref().is_none_or(|v| v[r]))).collect();
+            let valid = if valid.iter().all(|&v| v) { None } else { Some(valid) };
+            out.columns.push(Column { name: c.name.clone(), values, valid });
+        }
+        Ok(out)
     }
 
     /// The rows at `rows`, in that order.
@@ -564,6 +611,30 @@ impl Dataframe {
         Ok(rows.len())
     }
 
+    /// Upserts rows: a row whose index values exist replaces that row, keeping the stored values
+    /// of the columns `rows` lacks ([`Frame::completed_from`]); other rows are added, with nulls
+    /// there. Every column must exist already ([`Self::add_columns`]). One fragment.
+    pub fn update(&mut self, rows: &Frame) -> Result<()> {
+        rows.check()?;
+        let unknown: Vec<&str> = rows
+            .names()
+            .into_iter()
+            .filter(|n| !self.index.iter().any(|i| i == n) && !self.attrs.iter().any(|a| a.0 == *n))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::Schema(format!("Unknown columns: {unknown:?}; add them with add_column() first")));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let missing: Vec<String> =
+            self.attrs.iter().map(|a| a.0.clone()).filter(|n| rows.column(n).is_none()).collect();
+        let stored = if missing.is_empty() { Frame::default() } else { self.read(Some(&missing))? };
+        let index: Vec<&str> = self.index.iter().map(String::as_str).collect();
+        let full = rows.completed_from(&stored, &index)?;
+        self.write(&full)
+    }
+
     /// Writes rows: every index column must be given; attribute columns missing from `frame`
     /// are written as nulls, columns unknown to the schema are added first. Rows whose index
     /// values already exist replace the old rows. One fragment per call.
@@ -701,6 +772,21 @@ mod tests {
         assert!(a.column("y").unwrap().is_null(0));
         assert_eq!(a.column("y").unwrap().values.get_f64(1), Some(2.5));
         a.check().unwrap();
+    }
+
+    #[test]
+    fn upserted_rows_keep_stored_values_of_the_columns_they_lack() {
+        let s = |v: &[&str]| Values::Str(v.iter().map(|x| x.to_string()).collect());
+        let stored =
+            Frame { columns: vec![Column::new("id", s(&["a", "b"])), Column::new("age", Values::int64(vec![40, 50]))] };
+        let rows = Frame { columns: vec![Column::new("id", s(&["b", "c"])), Column::new("site", s(&["x", "y"]))] };
+        let full = rows.completed_from(&stored, &["id"]).unwrap();
+        let age = full.column("age").unwrap();
+        assert_eq!((age.values.get_i64(0), age.valid.clone()), (Some(50), Some(vec![true, false])));
+        let empty = rows.completed_from(&Frame::default(), &["id"]).unwrap();
+        assert_eq!(empty.columns.len(), 2);
+        let twice = Frame { columns: vec![Column::new("id", s(&["a", "a"]))] };
+        assert!(matches!(twice.completed_from(&stored, &["id"]), Err(Error::Schema(_))));
     }
 
     #[test]

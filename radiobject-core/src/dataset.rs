@@ -719,38 +719,19 @@ impl DatasetWriter {
         let mut rows = existing.clone();
         if let Some(user) = self.obs_meta.take() {
             rows_cover(ids_by_subject.keys(), &user, &existing)?;
-            // A subject given again keeps its other columns: its row is the existing one with the
-            // given columns replaced. New subjects are added.
+            // A subject given again keeps its other columns (the upsert rule); new subjects are added.
             let mut user = user;
-            user.columns.retain(|c| c.name != "obs_id" && c.name != "obs_ids");
-            let ex_ids: Vec<String> =
-                existing.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
-            let user_ids: Vec<String> =
-                user.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]).to_vec();
-            let pos: HashMap<&str, usize> = ex_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-            let (mut old_rows, mut upd_rows, mut new_rows) = (Vec::new(), Vec::new(), Vec::new());
-            for (u, sid) in user_ids.iter().enumerate() {
-                match pos.get(sid.as_str()) {
-                    Some(&i) => {
-                        old_rows.push(i);
-                        upd_rows.push(u);
-                    }
-                    None => new_rows.push(u),
-                }
-            }
-            let replaced: std::collections::HashSet<usize> = old_rows.iter().copied().collect();
-            let keep: Vec<usize> = (0..existing.len()).filter(|i| !replaced.contains(i)).collect();
+            let system = |c: &Column| c.name != "obs_id" && c.name != "obs_ids";
+            user.columns.retain(system);
+            let mut stored = existing.clone();
+            stored.columns.retain(system);
+            let given = user.completed_from(&stored, &["obs_subject_id"])?;
+            let replaced: HashSet<&String> =
+                given.column("obs_subject_id").and_then(|c| c.values.as_str()).into_iter().flatten().collect();
+            let ex_ids = existing.column("obs_subject_id").and_then(|c| c.values.as_str()).unwrap_or(&[]);
+            let keep: Vec<usize> = (0..existing.len()).filter(|&i| !replaced.contains(&ex_ids[i])).collect();
             rows = existing.take(&keep);
-            let mut merged = existing.take(&old_rows);
-            merged.columns.retain(|c| c.name != "obs_id" && c.name != "obs_ids");
-            for c in user.take(&upd_rows).columns {
-                match merged.column_mut(&c.name) {
-                    Some(m) => *m = c,
-                    None => merged.columns.push(c),
-                }
-            }
-            rows.append(&merged)?;
-            rows.append(&user.take(&new_rows))?;
+            rows.append(&given)?;
         }
         // subjects with volumes but no row get a bare row
         let have: BTreeSet<String> =

@@ -227,6 +227,14 @@ impl PyDataframe {
         run(py, || inner.write(&f))
     }
 
+    /// Upserts rows: a row whose index exists replaces it, keeping the stored values of columns
+    /// the rows lack; other rows are added. Every column must exist already.
+    fn update(&mut self, py: Python<'_>, frame: &Bound<'_, PyDict>) -> PyResult<()> {
+        let f = frame_from_py(frame)?;
+        let inner = &mut self.inner;
+        run(py, || inner.update(&f))
+    }
+
     /// Adds typed columns (``{name: kind}``).
     fn add_columns(&mut self, py: Python<'_>, schema: &Bound<'_, PyDict>) -> PyResult<()> {
         let cols = schema_from_py(Some(schema))?;

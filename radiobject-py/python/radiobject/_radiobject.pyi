@@ -272,6 +272,10 @@ class NativeDataframe:
         """Writes full rows (missing columns as nulls, new columns added); replaces rows with the
         same index."""
 
+    def update(self, frame: _Frame) -> None:
+        """Upserts rows: a row whose index exists replaces it, keeping the stored values of columns
+        the rows lack; other rows are added. Every column must exist already."""
+
     def add_columns(self, schema: _Schema) -> None:
         """Adds typed columns (``{name: kind}``)."""
 

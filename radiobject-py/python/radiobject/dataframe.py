@@ -23,7 +23,6 @@ import pandas as pd
 from radiobject import _radiobject as _rb
 from radiobject._frames import (
     frame_len,
-    frame_take,
     frame_to_pandas,
     kind_of_dtype,
     pandas_to_frame,
@@ -266,40 +265,7 @@ class Dataframe:
         """Upserts rows: rows whose index exists are replaced, others are added. Columns missing
         from ``df`` keep their stored values (new rows get nulls). Every column of ``df`` must
         exist (:meth:`add_column` first); values are converted to the stored types."""
-        idx = list(self.index_columns)
-        kinds = self.kinds
-        absent = [c for c in idx if c not in df.columns]
-        if absent:
-            raise SchemaError(f"the DataFrame must contain index column(s) {absent}")
-        unknown = [str(c) for c in df.columns if str(c) not in idx and str(c) not in kinds]
-        if unknown:
-            raise SchemaError(f"Unknown columns: {unknown}; add them with add_column() first")
-        new = pandas_to_frame(df, idx, kinds)
-        n = frame_len(new)
-        if n == 0:
-            return
-        keys = list(zip(*(new[c][1] for c in idx)))
-        if len(set(keys)) != len(keys):
-            raise SchemaError("update(): the DataFrame has duplicate index values")
-        missing = [c for c in kinds if c not in new]
-        if missing:
-            old = self._native.read(missing)
-            old_keys = {k: i for i, k in enumerate(zip(*(old[c][1] for c in idx)))}
-            pos = [old_keys.get(k, -1) for k in keys]
-            have = np.asarray([p >= 0 for p in pos], dtype=bool)
-            rows = [max(p, 0) for p in pos]
-            if frame_len(old) == 0:
-                have[:] = False
-            for c in missing:
-                kind = kinds[c]
-                if frame_len(old):
-                    _, values, valid = frame_take({c: old[c]}, rows)[c]
-                    ok = have if valid is None else (np.asarray(valid, dtype=bool) & have)
-                else:
-                    values = [""] * n if kind == "str" else np.zeros(n, dtype=kind if kind != "bool" else bool)
-                    ok = np.zeros(n, dtype=bool)
-                new[c] = (kind, values, None if ok.all() else ok)
-        self._native.write(new)
+        self._native.update(pandas_to_frame(df, list(self.index_columns), self.kinds))
 
     def drop_column(self, name: str) -> None:
         """Removes an attribute column (schema evolution; the stored values are no longer read).
