@@ -73,6 +73,19 @@ def test_vc_from_niftis_writes_voxels_and_imaging_obs(tmp_uri, niftis):
     vc.validate()
 
 
+def test_vc_from_niftis_stores_the_imaging_obs_as_ingest_does(tmp_uri, niftis):
+    """One native image writer serves ingest, from_niftis and append(niftis=): same columns, same
+    stored types (INT32 imaging columns stay INT32), same values."""
+    vc = VolumeCollection.from_niftis(tmp_uri("vc"), niftis, name="T1w")
+    radi = RadiObject.from_images(tmp_uri("radi"), {"T1w": niftis})
+    ours, ingested = vc.obs.read(), radi.T1w.obs.read()
+    assert ours.dtypes.to_dict() == ingested.dtypes.to_dict()
+    pd.testing.assert_frame_equal(ours, ingested)
+    appended = VolumeCollection.from_niftis(tmp_uri("vc2"), niftis[:1], name="T1w")
+    appended.append(niftis=niftis[1:])
+    pd.testing.assert_frame_equal(appended.obs.read(), ingested)
+
+
 def test_vc_from_niftis_names_repeats_with_acq_and_defaults_to_volume(tmp_uri, niftis):
     path, sid = niftis[0]
     vc = VolumeCollection.from_niftis(tmp_uri("vc"), [(path, sid), (niftis[1][0], sid)])

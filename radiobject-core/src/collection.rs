@@ -739,6 +739,21 @@ impl CollectionWriter {
         &self.uri
     }
 
+    /// The context written through.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Gives columns not known yet (neither stored nor typed by an earlier value) their type, for
+    /// the values written from now on (ingest's INT32 imaging columns).
+    pub fn declare_columns(&mut self, columns: &[(String, ColumnType)]) {
+        for (name, t) in columns {
+            if !self.schema.iter().any(|(n, _)| n == name) && self.rows.column(name).is_none() {
+                self.schema.push((name.clone(), *t));
+            }
+        }
+    }
+
     /// Volumes written so far (not counting existing ones).
     pub fn n_written(&self) -> usize {
         self.dirs.len()

@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::cancel::Checkpoint;
-use crate::collection::{CollectionWriter, VolumeCollection, numbered_dirs};
+use crate::collection::{Cell, CollectionWriter, VolumeCollection, numbered_dirs};
 use crate::context::Context;
 use crate::dataframe::{Column, ColumnType, Dataframe, Frame, Values};
 use crate::dataset::{COLLECTIONS, Dataset, DatasetWriter, OBS_META};
@@ -43,6 +43,13 @@ pub const MANIFEST: &str = "manifest";
 /// `"RAS"`, `"LAS"` or `"LPS"` (case-insensitive) as a reorientation target.
 pub fn parse_target(s: &str) -> Option<Target> {
     s.parse().ok()
+}
+
+/// The orientation to reorient images to: `choice` None follows `orientation`
+/// (`canonical_target` when `reorient_on_load`), `Some(true)` its `canonical_target`,
+/// `Some(false)` none.
+pub fn reorient_target(orientation: &crate::config::OrientationConfig, choice: Option<bool>) -> Option<Target> {
+    if choice.unwrap_or(orientation.reorient_on_load) { parse_target(&orientation.canonical_target) } else { None }
 }
 
 /// Image file formats ingest reads.
@@ -118,7 +125,7 @@ impl IngestOptions {
     pub fn from_config(config: &crate::config::RadiObjectConfig) -> IngestOptions {
         let o = &config.write.orientation;
         IngestOptions {
-            reorient: if o.reorient_on_load { parse_target(&o.canonical_target) } else { None },
+            reorient: reorient_target(o, None),
             store_original_affine: o.store_original_affine,
             max_workers: Some(config.read.max_workers as usize),
             ..Default::default()
@@ -697,6 +704,106 @@ fn read_image(format: ImageFormat, path: &Path, reorient: Option<Target>) -> Res
     }
 }
 
+/// An image for [`write_images`].
+#[derive(Debug, Clone)]
+pub struct ImageItem {
+    /// The NIfTI file or DICOM series.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: ImageFormat,
+    /// The volume's obs_id.
+    pub obs_id: String,
+    /// Its subject.
+    pub subject_id: String,
+    /// Further obs columns; a name the reader fills itself is refused.
+    pub attrs: Vec<(String, Cell)>,
+}
+
+/// The volume metadata of an image: its orientation keys, and `original_affine` when kept.
+fn image_metadata(image: &ImageVolume, store_original_affine: bool) -> Vec<(String, MetaValue)> {
+    image
+        .volume_metadata
+        .iter()
+        .filter(|(n, _)| store_original_affine || n != "original_affine")
+        .map(|(n, v)| (n.clone(), MetaValue::from(v.as_str())))
+        .collect()
+}
+
+/// The stored type of an imaging obs column (as ingest stores it).
+fn obs_column_type(v: &ObsValue) -> ColumnType {
+    match v {
+        ObsValue::Str(_) => ColumnType::STR,
+        ObsValue::Int32(_) => ColumnType { datatype: crate::Datatype::Int32, var: false },
+        ObsValue::Float64(_) => ColumnType { datatype: crate::Datatype::Float64, var: false },
+    }
+}
+
+/// Reads `items` with the native readers on the writer's context pool, `ReadConfig.max_workers`
+/// images at a time (memory stays bounded), and writes them in order through `writer` with the
+/// obs columns and orientation metadata ingest records (`original_affine` only when
+/// `store_original_affine`). `uniform`: every image must have the first one's spatial shape.
+/// `progress(done, total)` follows each volume; Ctrl-C stops it between windows, keeping what the
+/// writer holds (the writer decides what stays).
+pub fn write_images(
+    writer: &mut CollectionWriter,
+    items: &[ImageItem],
+    reorient: Option<Target>,
+    store_original_affine: bool,
+    uniform: bool,
+    progress: &dyn Fn(usize, usize),
+) -> Result<()> {
+    use rayon::prelude::*;
+    let ctx = writer.context().clone();
+    let window = (ctx.config().read.max_workers as usize).max(1);
+    let checkpoint = Checkpoint::new();
+    let mut first: Option<(Vec<u64>, &Path)> = None;
+    for (w, chunk) in items.chunks(window).enumerate() {
+        checkpoint.check(|| format!("{} of {} images written", w * window, items.len()))?;
+        let images: Vec<Result<ImageVolume>> =
+            ctx.workers()?.install(|| chunk.par_iter().map(|it| read_image(it.format, &it.path, reorient)).collect());
+        for (k, (item, image)) in chunk.iter().zip(images).enumerate() {
+            let image = image?;
+            let shape: Vec<u64> = image.data.shape().iter().take(3).map(|&n| n as u64).collect();
+            match &first {
+                None => first = Some((shape, &item.path)),
+                Some((s, p)) if uniform && *s != shape => {
+                    return Err(Error::shape(format!(
+                        "Dimension mismatch: {} has spatial shape {shape:?}; {} has {s:?}",
+                        item.path.display(),
+                        p.display()
+                    )));
+                }
+                Some(_) => {}
+            }
+            let typed: Vec<(String, ColumnType)> =
+                image.obs.iter().map(|(n, v)| (n.clone(), obs_column_type(v))).collect();
+            writer.declare_columns(&typed);
+            let mut attrs: Vec<(String, Cell)> = image
+                .obs
+                .iter()
+                .map(|(n, v)| {
+                    let cell = match v {
+                        ObsValue::Str(s) => Cell::Str(s.clone()),
+                        ObsValue::Int32(i) => Cell::Int(i64::from(*i)),
+                        ObsValue::Float64(x) => Cell::Float(*x),
+                    };
+                    (n.clone(), cell)
+                })
+                .collect();
+            for (n, cell) in &item.attrs {
+                if attrs.iter().any(|(m, _)| m == n) {
+                    return Err(Error::Schema(format!("obs column {n:?} collides with an imaging obs column")));
+                }
+                attrs.push((n.clone(), cell.clone()));
+            }
+            let meta = image_metadata(&image, store_original_affine);
+            writer.write_volume_data(&image.data, &item.obs_id, &item.subject_id, &attrs, &meta)?;
+            progress(w * window + k + 1, items.len());
+        }
+    }
+    Ok(())
+}
+
 /// Runs `f` on the voxel bytes of `data` (borrowed when contiguous), their layout and shape.
 fn with_bytes<R>(data: &VolumeData, f: impl FnOnce(&[u8], crate::dtype::Layout, Vec<u64>) -> R) -> R {
     macro_rules! b {
@@ -979,13 +1086,7 @@ pub fn ingest(ctx: &Context, uri: &str, collections: &[CollectionSpec], opts: &I
                     ("voxel_checksum".into(), MetaValue::from(checksum.as_str())),
                     (INGEST_RECORD.into(), MetaValue::from(json.as_str())),
                 ];
-                meta.extend(
-                    image
-                        .volume_metadata
-                        .iter()
-                        .filter(|(k, _)| opts.store_original_affine || k != "original_affine")
-                        .map(|(k, v)| (k.clone(), MetaValue::from(v.as_str()))),
-                );
+                meta.extend(image_metadata(&image, opts.store_original_affine));
                 write_new_volume(&vuri, &shape, image.dtype(), &ctx, &write, &meta, Some((bytes, layout)))?;
                 Ok(record)
             })?;

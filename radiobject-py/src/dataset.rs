@@ -165,6 +165,9 @@ fn attrs_from_py(d: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Cell)>>
 
 // ---------------------------------------------------------------------------------------------
 
+/// One image of ``write_images``: ``(path, format, obs_id, obs_subject_id, attrs or None)``.
+type ImageArg<'py> = (std::path::PathBuf, String, String, String, Option<Bound<'py, PyDict>>);
+
 /// A sparse dataframe array (``obs`` or ``obs_meta``).
 #[pyclass(name = "NativeDataframe", module = "radiobject._radiobject")]
 pub struct PyDataframe {
@@ -460,6 +463,47 @@ impl PyCollectionWriter {
             let view = arr.as_array();
             run(py, || w.write_volume(view, obs_id, obs_subject_id, &attrs, &meta))
         }, _ => unreachable!("from_numpy_name returns voxel types"))
+    }
+
+    /// Reads image files with the native readers (``ReadConfig.max_workers`` at a time, GIL
+    /// released, Ctrl-C honoured) and writes each as a volume with the imaging obs columns and
+    /// orientation metadata ingest records (``original_affine`` per the writer's configuration).
+    /// ``items``: ``[(path, "nifti"|"dicom", obs_id, obs_subject_id, attrs or None)]``;
+    /// ``reorient``: None follows the configuration, True its target, False none, or
+    /// ``"RAS"``/``"LAS"``/``"LPS"``; ``uniform``: every image must have the first one's spatial
+    /// shape; ``progress(done, total)`` after each volume.
+    #[pyo3(signature = (items, reorient=None, uniform=false, progress=None))]
+    fn write_images(
+        &mut self,
+        py: Python<'_>,
+        items: Vec<ImageArg<'_>>,
+        reorient: Option<&Bound<'_, PyAny>>,
+        uniform: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        use radiobject_core::ingest::{ImageFormat, ImageItem, write_images};
+        let config = self.writer(py)?.context().config().clone();
+        let reorient = crate::ingest::reorient_of(py, reorient, &config)?;
+        let store_original_affine = config.write.orientation.store_original_affine;
+        let mut images = Vec::with_capacity(items.len());
+        for (path, format, obs_id, subject_id, attrs) in items {
+            let format = crate::ingest::format_of(py, Some(&format))?.unwrap_or(ImageFormat::Nifti);
+            images.push(ImageItem { path, format, obs_id, subject_id, attrs: attrs_from_py(attrs.as_ref())? });
+        }
+        let w = self.writer(py)?;
+        let ctx = w.context().clone();
+        let tick = move |done: usize, total: usize| {
+            if let Some(cb) = &progress {
+                Python::attach(|py| {
+                    if let Err(e) = cb.call1(py, (done, total)) {
+                        e.write_unraisable(py, None);
+                    }
+                });
+            }
+        };
+        crate::error::run_interruptible(py, &ctx, || {
+            write_images(w, &images, reorient, store_original_affine, uniform, &tick)
+        })
     }
 
     /// Volumes written by this writer so far.

@@ -12,7 +12,7 @@ use crate::dataset::{PyDataset, frame_from_py};
 use crate::error::{Exc, IntoPyResult, raise, run, run_interruptible, wait_interruptible};
 use crate::volume::data_to_py;
 
-fn format_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<ImageFormat>> {
+pub(crate) fn format_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<ImageFormat>> {
     match s.map(str::to_ascii_lowercase).as_deref() {
         None => Ok(None),
         Some("nifti") => Ok(Some(ImageFormat::Nifti)),
@@ -21,7 +21,36 @@ fn format_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<ImageFormat>> {
     }
 }
 
-fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target>> {
+/// ``reorient`` of the Python API under `config`: None follows the configuration, True its
+/// ``canonical_target``, False none, or an explicit ``"RAS"``/``"LAS"``/``"LPS"``.
+pub(crate) fn reorient_of(
+    py: Python<'_>,
+    reorient: Option<&Bound<'_, PyAny>>,
+    config: &radiobject_core::RadiObjectConfig,
+) -> PyResult<Option<imaging::Target>> {
+    let o = &config.write.orientation;
+    match reorient {
+        None => Ok(ingest::reorient_target(o, None)),
+        Some(v) if v.is_none() => Ok(ingest::reorient_target(o, None)),
+        Some(v) if v.is_instance_of::<pyo3::types::PyBool>() => Ok(ingest::reorient_target(o, Some(v.is_truthy()?))),
+        Some(v) => target_of(py, Some(&v.str()?.to_str()?.to_ascii_uppercase())),
+    }
+}
+
+/// The reorientation target of ``reorient`` (None follows the configuration of ``ctx``, or the
+/// global one; True its ``canonical_target``; False none; or ``"RAS"``/``"LAS"``/``"LPS"``).
+#[pyfunction]
+#[pyo3(signature = (reorient=None, ctx=None))]
+pub fn resolve_reorient(
+    py: Python<'_>,
+    reorient: Option<&Bound<'_, PyAny>>,
+    ctx: Option<PyRef<'_, PyContext>>,
+) -> PyResult<Option<String>> {
+    let config = ctx.map_or_else(radiobject_core::global_config, |c| c.inner.config().clone());
+    Ok(reorient_of(py, reorient, &config)?.map(|t| t.to_string()))
+}
+
+pub(crate) fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target>> {
     match s {
         None => Ok(None),
         Some(t) => ingest::parse_target(t).map(Some).ok_or_else(|| {
@@ -72,7 +101,7 @@ pub fn sources_of(
 /// ``allow_duplicate_content`` stores sources whose content the collection already holds.
 /// Returns ``(dataset, report dict)``.
 #[pyfunction]
-#[pyo3(signature = (uri, ctx, collections, obs_meta=None, reorient=None, store_original_affine=true, validate_alignment=false, max_workers=None, progress=None, allow_duplicate_content=false, lock_timeout=None))]
+#[pyo3(signature = (uri, ctx, collections, obs_meta=None, reorient=None, validate_alignment=false, max_workers=None, progress=None, allow_duplicate_content=false, lock_timeout=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_images<'py>(
     py: Python<'py>,
@@ -80,8 +109,7 @@ pub fn ingest_images<'py>(
     ctx: PyRef<'py, PyContext>,
     collections: Vec<CollectionSources>,
     obs_meta: Option<&Bound<'py, PyDict>>,
-    reorient: Option<&str>,
-    store_original_affine: bool,
+    reorient: Option<&Bound<'py, PyAny>>,
     validate_alignment: bool,
     max_workers: Option<usize>,
     progress: Option<Py<PyAny>>,
@@ -104,9 +132,10 @@ pub fn ingest_images<'py>(
             sources: sources.into_iter().map(|(p, s)| Source { path: PathBuf::from(p), subject_id: s }).collect(),
         });
     }
+    let config = ctx.inner.config();
     let mut opts = IngestOptions {
-        reorient: target_of(py, reorient)?,
-        store_original_affine,
+        reorient: reorient_of(py, reorient, config)?,
+        store_original_affine: config.write.orientation.store_original_affine,
         validate_alignment,
         max_workers,
         obs_meta: obs_meta.map(frame_from_py).transpose()?,

@@ -49,6 +49,7 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tiledb_version, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::discover, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::sources_of, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::resolve_reorient, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::ingest_images, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::read_image, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::verify, m)?)?;

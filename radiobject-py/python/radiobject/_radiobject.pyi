@@ -66,6 +66,7 @@ __all__ = [
     "tiledb_version",
     "discover",
     "sources_of",
+    "resolve_reorient",
     "ingest_images",
     "read_image",
     "verify",
@@ -377,6 +378,21 @@ class NativeCollectionWriter:
     ) -> None:
         """Writes one volume and buffers its obs row."""
 
+    def write_images(
+        self,
+        items: Sequence[tuple[str | os.PathLike[str], str, str, str, Mapping[str, Any] | None]],
+        reorient: bool | str | None = None,
+        uniform: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> None:
+        """Reads image files with the native readers (``ReadConfig.max_workers`` at a time, GIL
+        released, Ctrl-C honoured) and writes each as a volume with the imaging obs columns and
+        orientation metadata ingest records (``original_affine`` per the writer's configuration).
+        ``items``: ``[(path, "nifti"|"dicom", obs_id, obs_subject_id, attrs or None)]``;
+        ``reorient``: None follows the configuration, True its target, False none, or
+        ``"RAS"``/``"LAS"``/``"LPS"``; ``uniform``: every image must have the first one's spatial
+        shape; ``progress(done, total)`` after each volume."""
+
     @property
     def n_written(self) -> int:
         """Volumes written by this writer so far."""
@@ -647,8 +663,7 @@ def ingest_images(
     ctx: Context,
     collections: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
     obs_meta: Mapping[str, tuple[str, Any, Any]] | None = None,
-    reorient: str | None = None,
-    store_original_affine: bool = True,
+    reorient: bool | str | None = None,
     validate_alignment: bool = False,
     max_workers: int | None = None,
     progress: Callable[[str, int, int], object] | None = None,
@@ -659,6 +674,10 @@ def ingest_images(
     ``uri``; resumable. ``lock_timeout`` (seconds) waits for another writer of the dataset;
     ``allow_duplicate_content`` stores sources whose content the collection already holds.
     Returns ``(dataset, report dict)``."""
+
+def resolve_reorient(reorient: bool | str | None = None, ctx: Context | None = None) -> str | None:
+    """The reorientation target of ``reorient`` (None follows the configuration of ``ctx``, or the
+    global one; True its ``canonical_target``; False none; or ``"RAS"``/``"LAS"``/``"LPS"``)."""
 
 def read_image(path: str, format: str = "nifti", reorient: str | None = None) -> dict[str, Any]:
     """Reads one image: voxels (Fortran order), affine, orientation, the volume metadata and obs

@@ -30,15 +30,8 @@ __all__ = ["read_image", "volume_from_nifti", "volume_from_dicom", "volume_to_ni
 def resolve_reorient(reorient: bool | str | None) -> str | None:
     """The reorientation target for ``reorient``: None follows the configuration
     (``write.orientation.reorient_on_load`` and ``canonical_target``), True the configured target,
-    False none, or an explicit "RAS"/"LAS"/"LPS"."""
-    o = get_radiobject_config().write.orientation
-    if reorient is None:
-        return o.canonical_target if o.reorient_on_load else None
-    if reorient is True:
-        return o.canonical_target
-    if reorient is False:
-        return None
-    return str(reorient).upper()
+    False none, or an explicit "RAS"/"LAS"/"LPS" (the native rule ingest uses)."""
+    return _rb.resolve_reorient(reorient)
 
 
 def read_image(path: str | Path, format: str = "nifti", reorient: bool | str | None = False) -> dict[str, Any]:

@@ -10,7 +10,6 @@ skips finished sources, redoes half-written ones, and registers everything exact
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,6 @@ from radiobject._frames import pandas_to_frame
 from radiobject._registry import wrapper
 from radiobject.ctx import Context, resolve_ctx
 from radiobject.exceptions import IngestError, ViewError
-from radiobject.imaging import read_image, resolve_reorient
-from radiobject.parallel import map_on_threads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -174,7 +171,6 @@ def from_images(
                 raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
         frame = pandas_to_frame(df, index_columns=("obs_subject_id",))
     context = resolve_ctx(ctx)
-    store_original = json.loads(context.config_json())["write"]["orientation"]["store_original_affine"]
     callback, close = _progress_callback(progress)
     try:
         _, report = _rb.ingest_images(
@@ -182,8 +178,7 @@ def from_images(
             context,
             collections,
             obs_meta=frame,
-            reorient=resolve_reorient(reorient),
-            store_original_affine=store_original,
+            reorient=reorient,
             validate_alignment=validate_alignment,
             max_workers=max_workers,
             progress=callback,
@@ -261,11 +256,11 @@ def append_to_collection(
     ]
     if not jobs:
         raise IngestError("append_to_collection needs niftis= or dicom_dirs=")
-    target = resolve_reorient(reorient)
-    images = map_on_threads(lambda j: read_image(j[0], j[2], target), jobs, progress=bool(progress), desc=vc.name)
     obs_ids = _rb.assign_obs_ids([sid for _, sid, _ in jobs], vc.name or "volume", list(vc.obs_ids))
-    volumes = [
-        (img["data"], obs_id, sid, dict(img["obs"]), dict(img["metadata"]))
-        for (_, sid, _), obs_id, img in zip(jobs, obs_ids, images)
-    ]
-    vc.append(volumes=volumes)
+    items = [(path, fmt, obs_id, sid, None) for (path, sid, fmt), obs_id in zip(jobs, obs_ids)]
+    callback, close = _progress_callback(progress)
+    tick = None if callback is None else (lambda done, total: callback(vc.name or "volumes", done, total))
+    try:
+        vc._append_with(lambda w: w._native.write_images(items, reorient, progress=tick))
+    finally:
+        close()

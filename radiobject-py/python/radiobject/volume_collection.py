@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import pandas as pd
 
 from radiobject import _radiobject as _rb
-from radiobject._frames import frame_records, frame_to_pandas, py_value
+from radiobject._frames import frame_records, frame_to_pandas
 from radiobject._registry import register
 from radiobject._types import normalize_transform_result
 from radiobject.ctx import Context, WriteConfig, get_radiobject_config, resolve_ctx
@@ -44,9 +44,8 @@ from radiobject.exceptions import (
     SchemaError,
     ViewError,
 )
-from radiobject.imaging import read_image
 from radiobject.indexing import Index, iloc_positions
-from radiobject.ingest import append_to_collection
+from radiobject.ingest import _progress_callback, append_to_collection
 from radiobject.parallel import map_on_threads
 from radiobject.query import EagerQuery, LazyQuery
 from radiobject.verify import check_aligned
@@ -581,15 +580,24 @@ class VolumeCollection:
         if not volumes:
             raise InvalidArgumentError("Must provide volumes=, niftis= or dicom_dirs= (at least one volume)")
         items = [tuple(v) for v in volumes]
+
+        def fill(w: VolumeCollectionWriter) -> None:
+            for item in items:
+                attrs = item[3] if len(item) > 3 else None
+                meta = item[4] if len(item) > 4 else None
+                w._write_one(item[0], item[1], item[2], attrs, meta)
+
+        self._append_with(fill, write=write)
+
+    def _append_with(self, fill: Any, *, write: WriteConfig | None = None) -> None:
+        """Appends what ``fill(writer)`` writes, all or nothing, holding the dataset's write lock
+        when the collection belongs to one; then shows the new volumes."""
         native = self._snap.native
         w = VolumeCollectionWriter._appending(
             self, lambda: _rb.NativeCollectionWriter.append_alone(native, write_json=_write_json(write)), write=write
         )
         with w:
-            for item in items:
-                attrs = item[3] if len(item) > 3 else None
-                meta = item[4] if len(item) > 4 else None
-                w._write_one(item[0], item[1], item[2], attrs, meta)
+            fill(w)
         self._snap = w.finalize()._snap
         self._rank_set = self._index_cache = self._subjects_cache = None
 
@@ -653,8 +661,7 @@ class VolumeCollection:
             obs_ids = [str(i) for i in obs["obs_id"].tolist()]
             extra = [c for c in obs.columns if c not in _INDEX]
             user_rows = [
-                {str(c): py_value(v) for c, v in zip(extra, row)}
-                for row in obs[extra].itertuples(index=False, name=None)
+                {str(c): v for c, v in zip(extra, row)} for row in obs[extra].itertuples(index=False, name=None)
             ]
         else:
             obs_ids = list(_rb.assign_obs_ids(sids, name or "volume"))
@@ -668,52 +675,16 @@ class VolumeCollection:
                 f"NIfTI file not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             )
 
-        c = resolve_ctx(ctx)
-        store_original = get_radiobject_config().write.orientation.store_original_affine
-        step = max(1, get_radiobject_config().read.max_workers)
-        writer: VolumeCollectionWriter | None = None
+        callback, close = _progress_callback(progress)
+        tick = None if callback is None else (lambda done, total: callback(name or "volumes", done, total))
+        rows: list[Any] = user_rows if user_rows is not None else [None] * len(items)
+        jobs = [(path, "nifti", obs_ids[i], sid, rows[i]) for i, (path, sid) in enumerate(items)]
         try:
-            for start in range(0, len(items), step):
-                chunk = list(range(start, min(start + step, len(items))))
-                images = map_on_threads(lambda i: read_image(items[i][0], "nifti", reorient), chunk, progress=False)
-                if writer is None:
-                    first = images[0]
-                    if user_rows is not None:
-                        clash = sorted(set(user_rows[0]) & set(first["obs"]))
-                        if clash:
-                            raise SchemaError(
-                                f"VolumeCollection.from_niftis: obs columns collide with the imaging obs columns: {clash}"
-                            )
-                    shape = (
-                        cast("tuple[int, int, int]", tuple(int(n) for n in first["data"].shape[:3]))
-                        if validate_dimensions
-                        else None
-                    )
-                    writer = VolumeCollectionWriter(uri, shape=shape, name=name, ctx=c, write=write)
-                    writer.__enter__()
-                for i, img in zip(chunk, images):
-                    attrs = dict(img["obs"])
-                    if user_rows is not None:
-                        attrs.update(user_rows[i])
-                    meta = dict(img["metadata"])
-                    if not store_original:
-                        meta.pop("original_affine", None)
-                    writer._write_one(img["data"], obs_ids[i], sids[i], attrs, meta)
-                if progress:
-                    import sys
-
-                    print(f"\r{name or 'volumes'}: {chunk[-1] + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
-        except BaseException as e:
-            if writer is not None:
-                writer.__exit__(type(e), e, e.__traceback__)
-            raise
-        assert writer is not None
-        writer.__exit__(None, None, None)
-        if progress:
-            import sys
-
-            print(file=sys.stderr)
-        return writer.finalize()
+            with VolumeCollectionWriter(uri, name=name, ctx=resolve_ctx(ctx), write=write) as w:
+                w._native.write_images(jobs, reorient, uniform=validate_dimensions, progress=tick)
+        finally:
+            close()
+        return w.finalize()
 
     def refresh(self) -> VolumeCollection:
         """Reopens the collection to see changes made through other handles (attached only)."""
