@@ -1116,3 +1116,21 @@ def test_breaking_out_of_worker_loader_leaves_no_processes(radi, store):
     dl = create_validation_dataloader(radi.T1w, batch_size=3, patch_size=PATCH, seed=62)
     for batch in dl:
         _check_patch_batch(batch, [store.arrays["T1w"]])
+
+
+def test_the_collection_checks_are_the_native_plan_rules(radi, store):
+    """The reference's names for the checks (radiobject.ml.utils) give the plan's answers."""
+    from radiobject.ml.utils import collect_volume_shapes, validate_collection_alignment, validate_uniform_shapes
+
+    validate_collection_alignment({"T1w": radi.T1w, "seg": radi.seg})
+    with pytest.raises(AlignmentError, match="'fewer' has 5 volumes, expected 6"):
+        validate_collection_alignment({"T1w": radi.T1w, "fewer": VolumeCollection(store.fewer)})
+    with pytest.raises(AlignmentError, match="Subject mismatch for collection 'other'"):
+        validate_collection_alignment({"T1w": radi.T1w, "other": VolumeCollection(store.other)})
+    assert validate_uniform_shapes({"T1w": radi.T1w, "seg": radi.seg}) == SHAPE
+    with pytest.raises(ShapeError, match="heterogeneous"):
+        validate_uniform_shapes({"T1w": radi.T1w, "img": VolumeCollection(store.het_img)})
+    het = {"img": VolumeCollection(store.het_img)}
+    assert collect_volume_shapes(het, (2, 2, 2)) == [tuple(s[:3]) for s in HET_SHAPES]
+    with pytest.raises(ShapeError, match="smaller than patch_size"):
+        collect_volume_shapes(het, (64, 64, 64))

@@ -34,6 +34,9 @@ fn _radiobject(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loader::PyPrefetcher>()?;
     m.add_function(wrap_pyfunction!(volume::direct_read, m)?)?;
     m.add_function(wrap_pyfunction!(loader::check_dataset_config, m)?)?;
+    m.add_function(wrap_pyfunction!(loader::check_aligned, m)?)?;
+    m.add_function(wrap_pyfunction!(loader::common_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(loader::check_patch_fits, m)?)?;
     m.add_function(wrap_pyfunction!(loader::shuffle_order, m)?)?;
     m.add_function(wrap_pyfunction!(loader::set_process_worker_threads, m)?)?;
     dataset::register(m)?;

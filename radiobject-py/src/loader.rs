@@ -30,6 +30,28 @@ fn mode_of(mode: &str, patch_size: Option<(u64, u64, u64)>, axis: usize) -> Resu
     }
 }
 
+/// Checks that collections line up as channels: ``[(name, subject of each volume)]`` hold the
+/// same number of volumes of the same subjects in the same order (``AlignmentError``).
+#[pyfunction]
+pub fn check_aligned(py: Python<'_>, channels: Vec<(String, Vec<String>)>) -> PyResult<()> {
+    let refs: Vec<(&str, &[String])> = channels.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+    radiobject_core::loader::check_aligned(&refs).py(py)
+}
+
+/// The shape collections share (``[(name, shape or None when heterogeneous)]``), or
+/// ``ShapeError``.
+#[pyfunction]
+pub fn common_shape(py: Python<'_>, collections: Vec<(String, Option<[u64; 3]>)>) -> PyResult<[u64; 3]> {
+    let refs: Vec<(&str, Option<[u64; 3]>)> = collections.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    radiobject_core::loader::common_shape(&refs).py(py)
+}
+
+/// Checks that patches of ``patch_size`` fit volumes of ``shapes`` (``ShapeError``).
+#[pyfunction]
+pub fn check_patch_fits(py: Python<'_>, shapes: Vec<Vec<u64>>, patch_size: [u64; 3]) -> PyResult<()> {
+    radiobject_core::loader::check_patch_fits(&shapes, patch_size).py(py)
+}
+
 /// Checks a dataset configuration (the one rule behind ``DatasetConfig``'s validation).
 #[pyfunction]
 #[pyo3(signature = (mode, patch_size, patches_per_volume))]

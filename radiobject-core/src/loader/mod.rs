@@ -16,6 +16,8 @@ pub mod sampling;
 mod transpose;
 
 pub use foreground::{BLOCK as FOREGROUND_BLOCK, Foreground, MaskIndex};
-pub use plan::{Batch, Channel, Item, Key, Mode, Plan, PlanConfig, PlanCounters};
+pub use plan::{
+    Batch, Channel, Item, Key, Mode, Plan, PlanConfig, PlanCounters, check_aligned, check_patch_fits, common_shape,
+};
 pub use prefetch::Prefetcher;
 pub use sampling::permutation;

@@ -127,6 +127,68 @@ thread_local! {
 /// Scratch above this size is released after use instead of kept by the thread.
 const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 
+/// Channels line up when they hold the same number of volumes, of the same subjects in the same
+/// order: `channels` are `(collection name, subject of each volume)`. The first is the reference.
+pub fn check_aligned(channels: &[(&str, &[String])]) -> Result<()> {
+    let Some((first, ref_subjects)) = channels.first() else { return Ok(()) };
+    for (name, subjects) in &channels[1..] {
+        if subjects.len() != ref_subjects.len() {
+            return Err(Error::Alignment(format!(
+                "Collection '{name}' has {} volumes, expected {} (as in '{first}')",
+                subjects.len(),
+                ref_subjects.len()
+            )));
+        }
+        if let Some(i) = (0..subjects.len()).find(|&i| subjects[i] != ref_subjects[i]) {
+            return Err(Error::Alignment(format!(
+                "Subject mismatch for collection '{name}': volume {i} belongs to subject {:?} but volume {i} of '{first}' to {:?}; channels must hold the same subjects in the same order",
+                subjects[i], ref_subjects[i]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Patches of `patch` fit every volume of `shapes` (3D volumes, no axis smaller than the patch).
+pub fn check_patch_fits(shapes: &[Vec<u64>], patch: [u64; 3]) -> Result<()> {
+    for (i, s) in shapes.iter().enumerate() {
+        if s.len() != 3 {
+            return Err(Error::shape(format!("volume {i} has {} axes; patches are cut from 3D volumes", s.len())));
+        }
+        if let Some(d) = (0..3).find(|&d| s[d] < patch[d]) {
+            return Err(Error::shape(format!(
+                "Volume {i} shape {s:?} is smaller than patch_size {patch:?} in dimension {d}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The shape shared by collections whose volumes all have one shape each (`(name, shape or None
+/// for a heterogeneous collection)`), as whole-volume and slice items need.
+pub fn common_shape(collections: &[(&str, Option<[u64; 3]>)]) -> Result<[u64; 3]> {
+    let mut common: Option<(&str, [u64; 3])> = None;
+    for (name, shape) in collections {
+        let s = shape.ok_or_else(|| heterogeneous(name))?;
+        match common {
+            None => common = Some((name, s)),
+            Some((first, c)) if c != s => {
+                return Err(Error::shape(format!(
+                    "Shape mismatch: collection '{name}' has shape {s:?}, expected {c:?} (as in '{first}')"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    common.map(|(_, s)| s).ok_or_else(|| Error::Invalid("at least one collection is required".into()))
+}
+
+fn heterogeneous(name: &str) -> Error {
+    Error::shape(format!(
+        "Collection '{name}' has heterogeneous shapes. Resample to uniform dimensions before ML training (or use patch mode)."
+    ))
+}
+
 fn alloc_error(what: &str, bytes: u128) -> Error {
     Error::OutOfMemory { what: what.to_owned(), bytes: u64::try_from(bytes).unwrap_or(u64::MAX) }
 }
@@ -150,28 +212,17 @@ impl Plan {
                 return Err(Error::Invalid(format!("key {:?} has no collection", key.name)));
             }
             for ch in &key.channels {
-                if ch.volumes.len() != n_volumes {
-                    return Err(Error::Alignment(format!(
-                        "Collection '{}' has {} volumes, expected {n_volumes} (as in '{}')",
-                        ch.name,
-                        ch.volumes.len(),
-                        first.name
-                    )));
-                }
-                if ch.subjects.len() != n_volumes {
+                if ch.subjects.len() != ch.volumes.len() {
                     return Err(Error::Invalid(format!(
                         "collection '{}': one subject per volume is required",
                         ch.name
                     )));
                 }
-                if let Some(i) = (0..n_volumes).find(|&i| ch.subjects[i] != first.subjects[i]) {
-                    return Err(Error::Alignment(format!(
-                        "Subject mismatch for collection '{}': volume {i} belongs to subject {:?} but volume {i} of '{}' to {:?}; channels must hold the same subjects in the same order",
-                        ch.name, ch.subjects[i], first.name, first.subjects[i]
-                    )));
-                }
             }
         }
+        let channels: Vec<(&str, &[String])> =
+            keys.iter().flat_map(|k| &k.channels).map(|c| (c.name.as_str(), c.subjects.as_slice())).collect();
+        check_aligned(&channels)?;
         // Shapes and dtypes, opened volumes only (no voxel is read).
         let ctx = first.volumes.first().map(Volume::context).transpose()?;
         let infos = |ch: &Channel| -> Result<Vec<(Vec<u64>, Datatype)>> {
@@ -210,10 +261,7 @@ impl Plan {
         let len = match &config.mode {
             Mode::FullVolume => {
                 if !uniform {
-                    return Err(Error::shape(format!(
-                        "Collection '{}' has heterogeneous shapes. Resample to uniform dimensions before ML training (or use patch mode).",
-                        first.name
-                    )));
+                    return Err(heterogeneous(&first.name));
                 }
                 n_volumes as u64
             }
@@ -221,19 +269,7 @@ impl Plan {
                 if p.contains(&0) {
                     return Err(Error::Invalid(format!("patch_size {p:?} must be positive")));
                 }
-                for (i, s) in shapes.iter().enumerate() {
-                    if s.len() != 3 {
-                        return Err(Error::shape(format!(
-                            "volume {i} has {} axes; patches are cut from 3D volumes",
-                            s.len()
-                        )));
-                    }
-                    if let Some(d) = (0..3).find(|&d| s[d] < p[d]) {
-                        return Err(Error::shape(format!(
-                            "Volume {i} shape {s:?} is smaller than patch_size {p:?} in dimension {d}"
-                        )));
-                    }
-                }
+                check_patch_fits(&shapes, *p)?;
                 (n_volumes as u64)
                     .checked_mul(config.patches_per_volume)
                     .ok_or_else(|| Error::Invalid("patches_per_volume is too large".into()))?
@@ -243,10 +279,7 @@ impl Plan {
                     return Err(Error::Invalid(format!("slice axis {axis} must be 0, 1 or 2")));
                 }
                 if !uniform {
-                    return Err(Error::shape(format!(
-                        "Collection '{}' has heterogeneous shapes. Resample to uniform dimensions before ML training (or use patch mode).",
-                        first.name
-                    )));
+                    return Err(heterogeneous(&first.name));
                 }
                 match shapes.first() {
                     Some(s) if s.len() != 3 => {

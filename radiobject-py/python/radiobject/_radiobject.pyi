@@ -26,6 +26,9 @@ __all__ = [
     "NativePlan",
     "NativePrefetcher",
     "check_dataset_config",
+    "check_aligned",
+    "common_shape",
+    "check_patch_fits",
     "shuffle_order",
     "set_process_worker_threads",
     "global_context",
@@ -556,6 +559,17 @@ class NativePrefetcher:
         """Waits for the oldest submitted batch."""
     def cancel(self) -> None:
         """Cancels batches not started; waits for those reading."""
+
+def check_aligned(channels: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Checks that collections line up as channels: ``[(name, subject of each volume)]`` hold the
+    same number of volumes of the same subjects in the same order (``AlignmentError``)."""
+
+def common_shape(collections: Sequence[tuple[str, tuple[int, int, int] | None]]) -> list[int]:
+    """The shape collections share (``[(name, shape or None when heterogeneous)]``), or
+    ``ShapeError``."""
+
+def check_patch_fits(shapes: Sequence[Sequence[int]], patch_size: tuple[int, int, int]) -> None:
+    """Checks that patches of ``patch_size`` fit volumes of ``shapes`` (``ShapeError``)."""
 
 def check_dataset_config(mode: str, patch_size: tuple[int, int, int] | None, patches_per_volume: int) -> None:
     """Checks a dataset configuration."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from radiobject.exceptions import AlignmentError, ShapeError
+from radiobject import _radiobject as _rb
 
 if TYPE_CHECKING:
     from radiobject.volume_collection import VolumeCollection
@@ -17,42 +17,14 @@ __all__ = ["validate_collection_alignment", "validate_uniform_shapes", "collect_
 def validate_collection_alignment(collections: Mapping[str, VolumeCollection]) -> None:
     """Raises :class:`~radiobject.exceptions.AlignmentError` (a ``ValueError``) unless every
     collection holds the same subjects in the same order (metadata only, no voxel read)."""
-    names = list(collections)
-    if len(names) < 2:
-        return
-    first = collections[names[0]]
-    ref = first.obs_subject_ids
-    for name in names[1:]:
-        coll = collections[name]
-        if len(coll) != len(first):
-            raise AlignmentError(f"Collection '{name}' has {len(coll)} volumes, expected {len(first)}")
-        subs = coll.obs_subject_ids
-        if subs != ref:
-            missing = [s for s in ref if s not in set(subs)]
-            extra = [s for s in subs if s not in set(ref)]
-            raise AlignmentError(
-                f"Subject mismatch for collection '{name}': missing={missing[:3]}, extra={extra[:3]}"
-                + ("" if missing or extra else " (same subjects in another order)")
-            )
+    _rb.check_aligned([(str(n), c.obs_subject_ids) for n, c in collections.items()])
 
 
 def validate_uniform_shapes(collections: Mapping[str, VolumeCollection]) -> tuple[int, int, int]:
     """The common ``(x, y, z)`` shape of the collections; ``ShapeError`` (a ``ValueError``) if a
     collection is heterogeneous or two differ."""
-    shape: tuple[int, int, int] | None = None
-    for name, coll in collections.items():
-        s = coll.shape
-        if s is None:
-            raise ShapeError(
-                f"Collection '{name}' has heterogeneous shapes. Resample to uniform dimensions before ML training."
-            )
-        if shape is None:
-            shape = s
-        elif s != shape:
-            raise ShapeError(f"Shape mismatch: collection '{name}' has shape {s}, expected {shape}")
-    if shape is None:
-        raise ValueError("No collections provided")
-    return shape
+    x, y, z = _rb.common_shape([(str(n), c.shape) for n, c in collections.items()])
+    return x, y, z
 
 
 def collect_volume_shapes(
@@ -61,13 +33,6 @@ def collect_volume_shapes(
     """Shape of each volume of the first collection; ``ShapeError`` if one is smaller than
     ``patch_size``."""
     coll = next(iter(collections.values()))
-    shapes: list[tuple[int, int, int]] = []
-    for i in range(len(coll)):
-        s = tuple(int(n) for n in coll.iloc[i].shape[:3])
-        for d in range(3):
-            if s[d] < patch_size[d]:
-                raise ShapeError(
-                    f"Volume {i} shape {s} is smaller than patch_size {tuple(patch_size)} in dimension {d}"
-                )
-        shapes.append(s)  # type: ignore[arg-type]
+    shapes = [(int(s[0]), int(s[1]), int(s[2])) for s in (coll.iloc[i].shape for i in range(len(coll)))]
+    _rb.check_patch_fits([list(s) for s in shapes], (int(patch_size[0]), int(patch_size[1]), int(patch_size[2])))
     return shapes
