@@ -33,7 +33,7 @@ from radiobject._frames import frame_kinds, frame_to_pandas, py_value
 from radiobject._registry import register
 from radiobject.ctx import Context, WriteConfig, resolve_ctx
 from radiobject.dataframe import Dataframe, ObsFrame, query_frame
-from radiobject.exceptions import AlignmentError, InvalidArgumentError, SchemaError, ViewError
+from radiobject.exceptions import InvalidArgumentError, SchemaError, ViewError
 from radiobject.indexing import STALE_HINT, Index, iloc_positions
 from radiobject.ingest import _sources, append_images, discover_sources
 from radiobject.verify import check_aligned, verify
@@ -540,15 +540,22 @@ class RadiObject:
         self._refresh(w._result)
 
     def _check_new_subjects(self, given: Sequence[str], obs_meta: pd.DataFrame | None) -> list[str]:
-        """The new subjects among ``given`` (each must have an ``obs_meta`` row; the rule is the
-        native ``new_subjects_with_rows``)."""
+        """The new subjects among ``given`` (each must have an ``obs_meta`` row)."""
+        return RadiObject._rows_for_new_subjects(list(self._state.subjects), given, obs_meta)
+
+    @staticmethod
+    def _rows_for_new_subjects(
+        existing: Sequence[str], given: Sequence[str], obs_meta: pd.DataFrame | None
+    ) -> list[str]:
+        """The subjects of ``given`` new to ``existing``, each of which needs an ``obs_meta`` row
+        (the native ``new_subjects_with_rows``)."""
         have = None
         if obs_meta is not None:
             col = "obs_subject_id" if "obs_subject_id" in obs_meta.columns else "participant_id"
             if col not in obs_meta.columns:
                 raise SchemaError("obs_meta must contain an 'obs_subject_id' column")
             have = [str(s) for s in obs_meta[col].tolist()]
-        return list(_rb.new_subjects_with_rows(list(self._state.subjects), [str(s) for s in given], have))
+        return list(_rb.new_subjects_with_rows(list(existing), [str(s) for s in given], have))
 
     def add_collection(self, name: str, vc: VolumeCollection | str) -> None:
         """Adds a collection: linked if it already sits at ``{uri}/collections/{name}``, copied
@@ -599,13 +606,10 @@ class RadiObject:
         uri = str(uri).rstrip("/")
         resolved = {str(n): (VolumeCollection(v, c) if isinstance(v, str) else v) for n, v in collections.items()}
         _rb.check_unique_obs_ids([(n, vc.obs_ids) for n, vc in resolved.items()])
-        subjects = {s for vc in resolved.values() for s in vc.obs_subject_ids}
         if obs_meta is not None:
-            if "obs_subject_id" not in obs_meta.columns:
-                raise SchemaError("obs_meta needs an 'obs_subject_id' column")
-            missing = sorted(subjects - set(obs_meta["obs_subject_id"].astype(str)))
-            if missing:
-                raise AlignmentError(f"obs_meta has no row for subject(s) {missing[:5]}")
+            # every subject needs a row: the rule of subjects new to a dataset
+            subjects = [s for vc in resolved.values() for s in vc.obs_subject_ids]
+            RadiObject._rows_for_new_subjects([], subjects, obs_meta)
         base = f"{uri}/collections"
         in_place = {n for n, vc in resolved.items() if not vc.is_view and _same_uri(vc.uri, f"{base}/{n}")}
         kind = c.object_type(uri)
