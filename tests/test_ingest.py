@@ -292,3 +292,19 @@ result = {"n": len(r), "colls": out}
         for obs_id, total in res["colls"][name].items():
             sid = obs_id.split("_")[0]
             assert total == float(np.asarray(nib.load(nifti_dir / f"{sid}.nii.gz").dataobj).astype(np.float64).sum())
+
+
+def test_obs_meta_given_again_updates_rows_and_keeps_the_other_columns(tmp_path, nifti_dir):
+    """A later ingest's obs_meta upserts (the rule of Dataframe.update): the columns it has replace
+    the stored values of its subjects, the columns it lacks keep theirs, new subjects are added."""
+    uri = str(tmp_path / "ds")
+    images = sorted(Path(nifti_dir).glob("*.nii.gz"))
+    sids = [p.name[: -len(".nii.gz")] for p in images]
+    first = pd.DataFrame({"obs_subject_id": sids, "age": [40 + i for i in range(len(sids))], "site": "A"})
+    from_images(uri, {"T1w": [(str(p), s) for p, s in zip(images, sids)]}, obs_meta=first)
+    again = pd.DataFrame({"obs_subject_id": sids[:1], "site": ["B"]})
+    radi = from_images(uri, {"T1w": [(str(images[0]), sids[0])]}, obs_meta=again)
+    meta = radi.obs_meta.set_index("obs_subject_id")
+    assert meta.loc[sids[0], "site"] == "B" and meta.loc[sids[0], "age"] == 40
+    assert meta.loc[sids[1], "site"] == "A" and meta.loc[sids[1], "age"] == 41
+    radi.validate()
