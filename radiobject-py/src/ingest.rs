@@ -219,8 +219,15 @@ pub fn read_image<'py>(
 pub fn verify<'py>(py: Python<'py>, uri: &str, ctx: PyRef<'py, PyContext>, deep: bool) -> PyResult<Bound<'py, PyAny>> {
     let c = ctx.inner.clone();
     let report = run_interruptible(py, &c, || radiobject_core::verify::verify(&c, uri, deep))?;
-    let json = serde_json::to_string(&report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
-    py.import("json")?.call_method1("loads", (json,))
+    report_to_py(py, &report)
+}
+
+/// A verify report as a dict (its fields, and ``text``: the report as the command line prints it).
+fn report_to_py<'py>(py: Python<'py>, report: &radiobject_core::verify::VerifyReport) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_string(report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
+    let d = py.import("json")?.call_method1("loads", (json,))?;
+    d.set_item("text", report.to_string().trim_end())?;
+    Ok(d)
 }
 
 /// Verifies the volume collection at ``uri`` on its own (its counts, members, obs_ids and
@@ -237,8 +244,7 @@ pub fn verify_collection<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let c = ctx.inner.clone();
     let report = run_interruptible(py, &c, || radiobject_core::verify::verify_collection(&c, uri, deep, any_layout))?;
-    let json = serde_json::to_string(&report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
-    py.import("json")?.call_method1("loads", (json,))
+    report_to_py(py, &report)
 }
 
 /// The checks of ``RadiObject.validate()`` on the dataset at ``uri``: those of :func:`verify`
@@ -248,8 +254,7 @@ pub fn verify_collection<'py>(
 pub fn validate_dataset<'py>(py: Python<'py>, uri: &str, ctx: PyRef<'py, PyContext>) -> PyResult<Bound<'py, PyAny>> {
     let c = ctx.inner.clone();
     let report = run_interruptible(py, &c, || radiobject_core::verify::validate(&c, uri))?;
-    let json = serde_json::to_string(&report).map_err(|e| raise(py, Exc::Storage, e.to_string()))?;
-    py.import("json")?.call_method1("loads", (json,))
+    report_to_py(py, &report)
 }
 
 /// Runs the ``radiobject`` command line with ``argv`` (without the program name); returns the

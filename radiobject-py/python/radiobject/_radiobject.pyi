@@ -698,7 +698,8 @@ def read_image(path: str, format: str = "nifti", reorient: str | None = None) ->
     columns ingest would record."""
 
 def verify(uri: str, ctx: Context, deep: bool = False) -> dict[str, Any]:
-    """Verifies the dataset at ``uri``; returns the report as a dict."""
+    """Verifies the dataset at ``uri``; returns the report as a dict (``text``: as the command line
+    prints it)."""
 
 def verify_collection(uri: str, ctx: Context, deep: bool = False, any_layout: bool = False) -> dict[str, Any]:
     """Verifies the volume collection at ``uri`` on its own; returns the report as a dict.

@@ -48,6 +48,8 @@ class VerifyReport:
     deep: bool
     problems: tuple[Problem, ...] = field(default_factory=tuple)
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    #: The report as ``radiobject verify`` prints it.
+    text: str = field(default="", compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -64,17 +66,7 @@ class VerifyReport:
         return self.ok
 
     def __str__(self) -> str:
-        head = (
-            f"{self.uri}: {self.subjects} subjects, {self.collections} collections, {self.volumes} volumes"
-            + (f", {self.manifest_sources} ingested sources" if self.manifest_sources else "")
-            + (", voxels re-read" if self.deep else "")
-        )
-        lines = [head] + [f"  warning: {w.location}: {w.message}" for w in self.warnings]
-        if self.ok:
-            return "\n".join([*lines, "OK: no problem found"])
-        lines.append(f"{len(self.problems)} problem(s):")
-        lines += [f"  - {p.location}: {p.message}" for p in self.problems]
-        return "\n".join(lines)
+        return self.text
 
 
 def verify(uri: str, deep: bool = False, ctx: Context | None = None) -> VerifyReport:
@@ -103,4 +95,5 @@ def _report(d: dict[str, Any]) -> VerifyReport:
         deep=d["deep"],
         problems=tuple(Problem(p["location"], p["message"]) for p in d["problems"]),
         warnings=tuple(Problem(p["location"], p["message"]) for p in d.get("warnings", [])),
+        text=d["text"],
     )
