@@ -159,17 +159,9 @@ def from_images(
         hint = format_hint.get(name) if isinstance(format_hint, Mapping) else format_hint
         fmt, sources = _sources(name, spec, ImageFormat(hint).value if hint else None)
         collections.append((name, fmt, sources))
-    frame = None
-    if obs_meta is not None:
-        df = obs_meta
-        if "obs_subject_id" not in df.columns:
-            if "participant_id" in df.columns:
-                df = df.rename(columns={"participant_id": "obs_subject_id"})
-            elif df.index.name in ("obs_subject_id", "participant_id"):
-                df = df.reset_index().rename(columns={df.index.name: "obs_subject_id"})
-            else:
-                raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
-        frame = pandas_to_frame(df, index_columns=("obs_subject_id",))
+    frame = (
+        None if obs_meta is None else pandas_to_frame(_with_subject_column(obs_meta), index_columns=("obs_subject_id",))
+    )
     context = resolve_ctx(ctx)
     callback, close = _progress_callback(progress)
     try:
@@ -192,18 +184,25 @@ def from_images(
     return radi
 
 
+def _with_subject_column(obs_meta: pd.DataFrame) -> pd.DataFrame:
+    """``obs_meta`` with its subject ids in an ``obs_subject_id`` column (taken from a
+    ``participant_id`` column, BIDS' name, or from an index of either name)."""
+    df = obs_meta
+    if "obs_subject_id" in df.columns:
+        return df
+    if "participant_id" in df.columns:
+        return df.rename(columns={"participant_id": "obs_subject_id"})
+    if df.index.name in ("obs_subject_id", "participant_id"):
+        return df.reset_index().rename(columns={df.index.name: "obs_subject_id"})
+    raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
+
+
 def _new_subject_rows(radi: RadiObject, obs_meta: pd.DataFrame | None) -> pd.DataFrame | None:
     """Rows of ``obs_meta`` for subjects not yet in ``radi`` (rows of known subjects are ignored,
     as the reference's append does)."""
     if obs_meta is None:
         return None
-    df = (
-        obs_meta.rename(columns={"participant_id": "obs_subject_id"})
-        if "participant_id" in obs_meta.columns
-        else obs_meta
-    )
-    if "obs_subject_id" not in df.columns:
-        raise IngestError("obs_meta needs an obs_subject_id (or participant_id) column")
+    df = _with_subject_column(obs_meta)
     known = set(radi.obs_subject_ids)
     return df[~df["obs_subject_id"].astype(str).isin(known)]
 
