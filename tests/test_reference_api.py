@@ -462,3 +462,16 @@ def test_is_orientation_valid_names_each_axis_once():
     for bad in ("RRS", "RA", "RASS", "RAX", None, 123, ["RA", "S", "I"]):
         assert not is_orientation_valid(bad), bad
     assert is_orientation_valid(aff2axcodes(np.diag([-1.0, -1.0, 1.0, 1.0])))
+
+
+def test_generate_obs_id_is_the_naming_rule_of_the_writers():
+    from radiobject import _radiobject as _rb
+    from radiobject.volume_collection import generate_obs_id
+
+    assert generate_obs_id("sub-01", "T1w") == "sub-01_T1w"
+    assert generate_obs_id("sub-01", "T1w", 2) == "sub-01_T1w_acq-2"
+    assert _rb.assign_obs_ids(["a", "a", "a"], "CT") == [
+        "a_CT",
+        generate_obs_id("a", "CT", 1),
+        generate_obs_id("a", "CT", 2),
+    ]

@@ -55,6 +55,15 @@ pub(crate) fn numbered_dirs(listing: &[String]) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+/// The obs_id of a volume of subject `sid` in collection `name`: `{sid}_{name}`, and
+/// `{sid}_{name}_acq-{k}` for acquisition `k` (the reference's `generate_obs_id`).
+pub fn obs_id(sid: &str, name: &str, acquisition: Option<usize>) -> String {
+    match acquisition {
+        None => format!("{sid}_{name}"),
+        Some(k) => format!("{sid}_{name}_acq-{k}"),
+    }
+}
+
 /// New obs_ids for volumes of `subject_ids` (in order) in collection `name`: `{sid}_{name}`, and
 /// `{sid}_{name}_acq-{k}` (k = 1, 2, ...) when that id is in `taken` or was given to an earlier
 /// volume, so ids never collide (the reference repeated `{sid}_{name}` for a subject's second
@@ -64,12 +73,11 @@ pub fn assign_obs_ids(subject_ids: &[String], name: &str, taken: &[String]) -> V
     subject_ids
         .iter()
         .map(|sid| {
-            let base = format!("{sid}_{name}");
-            let mut id = base.clone();
+            let mut id = obs_id(sid, name, None);
             let mut k = 0;
             while used.contains(&id) {
                 k += 1;
-                id = format!("{base}_acq-{k}");
+                id = obs_id(sid, name, Some(k));
             }
             used.insert(id.clone());
             id
@@ -91,11 +99,11 @@ pub fn rename_obs_ids(subject_ids: &[String], name: &str) -> Vec<String> {
         .iter()
         .map(|sid| {
             if counts[sid.as_str()] == 1 {
-                format!("{sid}_{name}")
+                obs_id(sid, name, None)
             } else {
                 let k = seen.entry(sid.as_str()).or_default();
                 *k += 1;
-                format!("{sid}_{name}_acq-{k}")
+                obs_id(sid, name, Some(*k))
             }
         })
         .collect()

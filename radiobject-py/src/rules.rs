@@ -13,6 +13,13 @@ fn rename_obs_ids(subject_ids: Vec<String>, name: &str) -> Vec<String> {
     radiobject_core::collection::rename_obs_ids(&subject_ids, name)
 }
 
+/// ``{subject}_{collection}``, plus ``_acq-{k}`` for the k-th acquisition of a subject.
+#[pyfunction]
+#[pyo3(signature = (obs_subject_id, collection_name, acquisition_index=None))]
+fn generate_obs_id(obs_subject_id: &str, collection_name: &str, acquisition_index: Option<usize>) -> String {
+    radiobject_core::collection::obs_id(obs_subject_id, collection_name, acquisition_index)
+}
+
 /// Tile extents of a volume of ``shape`` (3 or 4 axes) under ``config`` (a configuration or a
 /// section of one, JSON or object; None: the global one), clipped to the shape.
 #[pyfunction]
@@ -56,6 +63,7 @@ fn axcodes_valid(codes: Vec<String>) -> bool {
 /// Registers the rule functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rename_obs_ids, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_obs_id, m)?)?;
     m.add_function(wrap_pyfunction!(tile_extents, m)?)?;
     m.add_function(wrap_pyfunction!(axcodes, m)?)?;
     m.add_function(wrap_pyfunction!(axcodes_valid, m)?)?;

@@ -41,6 +41,7 @@ __all__ = [
     "read_batch",
     "assign_obs_ids",
     "rename_obs_ids",
+    "generate_obs_id",
     "tile_extents",
     "axcodes",
     "axcodes_valid",
@@ -626,6 +627,9 @@ def check_unique_obs_ids(new: Sequence[tuple[str, Sequence[str]]], dataset: Nati
 def assign_obs_ids(subject_ids: Sequence[str], name: str, taken: Sequence[str] = ...) -> list[str]:
     """New obs_ids ``{sid}_{name}`` for volumes of ``subject_ids`` (in order), with ``_acq-{k}`` when
     the id is in ``taken`` or already given to an earlier volume."""
+
+def generate_obs_id(obs_subject_id: str, collection_name: str, acquisition_index: int | None = None) -> str:
+    """``{subject}_{collection}``, plus ``_acq-{k}`` for the k-th acquisition of a subject."""
 
 def rename_obs_ids(subject_ids: Sequence[str], name: str) -> list[str]:
     """New obs_ids for a copy of volumes of ``subject_ids`` (in order) named ``name``:

@@ -63,9 +63,9 @@ _OWN_META = frozenset({"obs_id", "voxel_checksum", "tile_orientation"})
 
 
 def generate_obs_id(obs_subject_id: str, collection_name: str, acquisition_index: int | None = None) -> str:
-    """``{subject}_{collection}``, plus ``_acq-{k}`` for the k-th acquisition of a subject."""
-    out = f"{obs_subject_id}_{collection_name}"
-    return out if acquisition_index is None else f"{out}_acq-{acquisition_index}"
+    """``{subject}_{collection}``, plus ``_acq-{k}`` for the k-th acquisition of a subject (the
+    native naming rule every writer uses)."""
+    return _rb.generate_obs_id(str(obs_subject_id), str(collection_name), acquisition_index)
 
 
 class _Snapshot:
