@@ -127,6 +127,23 @@ def test_reorientation_keeps_the_original_affine(tmp_path):
     np.testing.assert_array_equal(vol.to_numpy(), np.asarray(canon.dataobj))
 
 
+def test_store_original_affine_false_drops_it_on_every_write_path(tmp_path):
+    """The context's write.orientation.store_original_affine decides, through one native rule,
+    for Volume.from_nifti, ingest, from_niftis and append(niftis=)."""
+    path = str(NIBABEL_DATA / "example4d.nii.gz")  # LAS on disk: reorienting records the original
+    config = ro.get_radiobject_config()
+    config.write.orientation.store_original_affine = False
+    ctx = ro.Context(config)
+    assert "original_affine" in ro.Volume.from_nifti(str(tmp_path / "kept"), path, reorient="RAS").metadata
+    assert "original_affine" not in ro.Volume.from_nifti(str(tmp_path / "v"), path, ctx=ctx, reorient="RAS").metadata
+    radi = from_images(str(tmp_path / "ds"), {"bold": [(path, "s1")]}, reorient="RAS", ctx=ctx)
+    assert "original_affine" not in radi.bold.iloc[0].metadata
+    vc = ro.VolumeCollection.from_niftis(str(tmp_path / "vc"), [(path, "s1")], reorient="RAS", ctx=ctx)
+    vc.append(niftis=[(path, "s2")], reorient="RAS")
+    assert all("original_affine" not in v.metadata for v in vc)
+    assert vc.iloc[0].orientation_info.axcodes == ("R", "A", "S")
+
+
 def test_discovery_and_bad_sources(tmp_path, nifti_dir):
     fmt, sources = discover_sources(str(nifti_dir))
     assert fmt.value == "nifti" and [s for _, s in sources] == ["sub-01", "sub-02", "sub-03"]

@@ -724,7 +724,7 @@ fn image_metadata(image: &ImageVolume, store_original_affine: bool) -> Vec<(Stri
     image
         .volume_metadata
         .iter()
-        .filter(|(n, _)| store_original_affine || n != "original_affine")
+        .filter(|(n, _)| imaging::records_metadata(n, store_original_affine))
         .map(|(n, v)| (n.clone(), MetaValue::from(v.as_str())))
         .collect()
 }

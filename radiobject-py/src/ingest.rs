@@ -191,24 +191,30 @@ fn image_to_py<'py>(py: Python<'py>, img: ImageVolume) -> PyResult<Bound<'py, Py
 }
 
 /// Reads one image (``format`` ``"nifti"`` or ``"dicom"``): voxels (Fortran order), affine,
-/// orientation, the volume metadata and obs columns ingest would record.
+/// orientation, the volume metadata and obs columns ingest would record. With ``ctx``,
+/// ``metadata`` is what a writer through it records (``original_affine`` per its configuration).
 #[pyfunction]
-#[pyo3(signature = (path, format="nifti", reorient=None))]
+#[pyo3(signature = (path, format="nifti", reorient=None, ctx=None))]
 pub fn read_image<'py>(
     py: Python<'py>,
     path: &str,
     format: &str,
     reorient: Option<&str>,
+    ctx: Option<PyRef<'py, PyContext>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let f = format_of(py, Some(format))?.unwrap_or(ImageFormat::Nifti);
     let t = target_of(py, reorient)?;
     let p = PathBuf::from(path);
-    let img = py
+    let mut img = py
         .detach(|| match f {
             ImageFormat::Nifti => imaging::read_nifti(&p, t),
             ImageFormat::Dicom => imaging::read_dicom_series(&p, t),
         })
         .py(py)?;
+    if let Some(c) = ctx {
+        let store = c.inner.config().write.orientation.store_original_affine;
+        img.volume_metadata.retain(|(k, _)| imaging::records_metadata(k, store));
+    }
     image_to_py(py, img)
 }
 

@@ -151,6 +151,12 @@ pub struct ImageVolume {
     pub warnings: Vec<String>,
 }
 
+/// Whether a writer records volume metadata `key` of an image: every key, except
+/// `original_affine` when the configuration says not to store it.
+pub fn records_metadata(key: &str, store_original_affine: bool) -> bool {
+    store_original_affine || key != "original_affine"
+}
+
 impl ImageVolume {
     /// Element type of `data`.
     pub fn dtype(&self) -> Datatype {

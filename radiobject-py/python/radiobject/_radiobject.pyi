@@ -697,9 +697,12 @@ def resolve_reorient(reorient: bool | str | None = None, ctx: Context | None = N
     """The reorientation target of ``reorient`` (None follows the configuration of ``ctx``, or the
     global one; True its ``canonical_target``; False none; or ``"RAS"``/``"LAS"``/``"LPS"``)."""
 
-def read_image(path: str, format: str = "nifti", reorient: str | None = None) -> dict[str, Any]:
+def read_image(
+    path: str, format: str = "nifti", reorient: str | None = None, ctx: Context | None = None
+) -> dict[str, Any]:
     """Reads one image: voxels (Fortran order), affine, orientation, the volume metadata and obs
-    columns ingest would record."""
+    columns ingest would record. With ``ctx``, ``metadata`` is what a writer through it records
+    (``original_affine`` per its configuration)."""
 
 def verify(uri: str, ctx: Context, deep: bool = False) -> dict[str, Any]:
     """Verifies the dataset at ``uri``; returns the report as a dict (``text``: as the command line

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from radiobject import _radiobject as _rb
-from radiobject.ctx import get_radiobject_config
+from radiobject.ctx import resolve_ctx
 
 if TYPE_CHECKING:
     from radiobject.ctx import Context
@@ -44,21 +44,26 @@ def read_image(path: str | Path, format: str = "nifti", reorient: bool | str | N
     return _rb.read_image(str(path), format, resolve_reorient(reorient))
 
 
-def _volume_from(cls: type[Volume], uri: str, image: dict[str, Any], ctx: Context | None, dtype: Any = None) -> Volume:
-    data = image["data"]
-    if dtype is not None:
-        data = data.astype(dtype)
-    meta = dict(image["metadata"])
-    if not get_radiobject_config().write.orientation.store_original_affine:
-        meta.pop("original_affine", None)
-    return cls.from_numpy(uri, data, ctx=ctx, metadata=meta)
+def _volume_from(
+    cls: type[Volume],
+    uri: str,
+    path: Any,
+    fmt: str,
+    reorient: bool | str | None,
+    ctx: Context | None,
+    dtype: Any = None,
+) -> Volume:
+    """A new volume of an image file, with the metadata a writer through ``ctx`` records."""
+    image = _rb.read_image(str(path), fmt, resolve_reorient(reorient), resolve_ctx(ctx))
+    data = image["data"] if dtype is None else image["data"].astype(dtype)
+    return cls.from_numpy(uri, data, ctx=ctx, metadata=dict(image["metadata"]))
 
 
 def volume_from_nifti(
     cls: type[Volume], uri: str, path: Any, ctx: Context | None = None, reorient: bool | str | None = None
 ) -> Volume:
     """A new volume holding a NIfTI file's voxels, orientation and NIfTI header metadata."""
-    return _volume_from(cls, uri, read_image(path, "nifti", reorient), ctx)
+    return _volume_from(cls, uri, path, "nifti", reorient, ctx)
 
 
 def volume_from_dicom(
@@ -70,7 +75,7 @@ def volume_from_dicom(
     dtype: Any = None,
 ) -> Volume:
     """A new volume holding a DICOM series (CT in Hounsfield units); ``dtype`` casts the voxels."""
-    return _volume_from(cls, uri, read_image(dicom_dir, "dicom", reorient), ctx, dtype)
+    return _volume_from(cls, uri, dicom_dir, "dicom", reorient, ctx, dtype)
 
 
 def volume_to_nifti(vol: Volume, file_path: Any, compression: bool = True) -> Path:
