@@ -380,19 +380,6 @@ impl PyCollectionWriter {
     fn writer(&mut self, py: Python<'_>) -> PyResult<&mut CollectionWriter> {
         self.inner.as_mut().ok_or_else(|| raise(py, Exc::Storage, "this writer is already finished or aborted"))
     }
-
-    /// A writer appending to `collection`, opened by `open` (plain, or taking the dataset's lock).
-    fn open_append(
-        py: Python<'_>,
-        collection: &PyCollection,
-        write_json: Option<&str>,
-        open: fn(&VolumeCollection, &radiobject_core::WriteConfig) -> radiobject_core::Result<CollectionWriter>,
-    ) -> PyResult<PyCollectionWriter> {
-        let write = write_config(py, write_json)?;
-        let coll = collection.inner.clone();
-        let w = run(py, || open(&coll, &write))?;
-        Ok(PyCollectionWriter { inner: Some(w) })
-    }
 }
 
 #[pymethods]
@@ -418,17 +405,6 @@ impl PyCollectionWriter {
         Ok(PyCollectionWriter { inner: Some(w) })
     }
 
-    /// Appends to an existing collection.
-    #[staticmethod]
-    #[pyo3(signature = (collection, write_json=None))]
-    fn append(
-        py: Python<'_>,
-        collection: PyRef<'_, PyCollection>,
-        write_json: Option<&str>,
-    ) -> PyResult<PyCollectionWriter> {
-        Self::open_append(py, &collection, write_json, CollectionWriter::append)
-    }
-
     /// Appends to an existing collection on its own: takes its dataset's write lock (when it
     /// belongs to one) until the writer finishes, and reads the collection again under it.
     #[staticmethod]
@@ -438,7 +414,9 @@ impl PyCollectionWriter {
         collection: PyRef<'_, PyCollection>,
         write_json: Option<&str>,
     ) -> PyResult<PyCollectionWriter> {
-        Self::open_append(py, &collection, write_json, CollectionWriter::append_alone)
+        let write = write_config(py, write_json)?;
+        let coll = collection.inner.clone();
+        Ok(PyCollectionWriter { inner: Some(run(py, || CollectionWriter::append_alone(&coll, &write))?) })
     }
 
     /// Writes one volume and buffers its obs row (``attrs``: column -> str/int/float/bool/None).

@@ -54,7 +54,6 @@ __all__ = [
     "pandas_to_frame",
     "series_to_column",
     "frame_len",
-    "frame_take",
     "frame_kinds",
     "frame_column_values",
     "frame_records",
@@ -277,19 +276,6 @@ def frame_len(frame: Mapping[str, Any]) -> int:
 def frame_kinds(frame: Mapping[str, Any]) -> dict[str, str]:
     """``{column: kind}``."""
     return {n: c[0] for n, c in frame.items()}
-
-
-def frame_take(frame: Mapping[str, Any], rows: Sequence[int]) -> Frame:
-    """The rows at ``rows`` (in that order)."""
-    idx = np.asarray(rows, dtype=np.intp)
-    out: Frame = {}
-    for n, (kind, values, valid) in frame.items():
-        if isinstance(values, np.ndarray):
-            v: Any = values[idx]
-        else:
-            v = [values[i] for i in idx]
-        out[n] = (kind, v, None if valid is None else np.asarray(valid)[idx])
-    return out
 
 
 def frame_column_values(frame: Mapping[str, Any], name: str) -> list[Any]:

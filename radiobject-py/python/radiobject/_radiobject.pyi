@@ -365,9 +365,6 @@ class NativeCollectionWriter:
         """Starts a new collection at ``uri``."""
 
     @staticmethod
-    def append(collection: NativeCollection, write_json: str | None = None) -> NativeCollectionWriter:
-        """Appends to an existing collection."""
-    @staticmethod
     def append_alone(collection: NativeCollection, write_json: str | None = None) -> NativeCollectionWriter:
         """Appends to an existing collection on its own: takes its dataset's write lock (when it
         belongs to one) until the writer finishes, and reads the collection again under it."""
