@@ -668,13 +668,12 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Registers the pending collections: first checks that `obs_meta` rows (if any were given)
-    /// cover every subject they bring, then finishes each writer and adds it to `collections`.
-    fn register_pending(&mut self) -> Result<()> {
+    /// Registers the pending collections: first checks that `obs_meta` rows (if any were given,
+    /// besides the `stored` ones) cover every subject they bring, then finishes each writer and
+    /// adds it to `collections`.
+    fn register_pending(&mut self, stored: &Frame) -> Result<()> {
         if let Some(user) = &self.obs_meta {
-            let stored =
-                Dataframe::open(&self.ctx, &join(&self.uri, OBS_META))?.read(Some(&["obs_subject_id".to_owned()]))?;
-            rows_cover(self.pending.iter().flat_map(|(_, w)| w.written_subject_ids()), user, &stored)?;
+            rows_cover(self.pending.iter().flat_map(|(_, w)| w.written_subject_ids()), user, stored)?;
         }
         for (name, writer) in std::mem::take(&mut self.pending) {
             writer.finish()?;
@@ -700,8 +699,10 @@ impl DatasetWriter {
     }
 
     fn finish_inner(&mut self) -> Result<()> {
-        self.register_pending()?;
         let ctx = self.ctx.clone();
+        let mut df = Dataframe::open(&ctx, &join(&self.uri, OBS_META))?;
+        let existing = df.read(None)?;
+        self.register_pending(&existing)?;
         let base = join(&self.uri, COLLECTIONS);
         // obs_ids of every subject across all collections, and global obs_id uniqueness
         let mut ids_by_subject: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -714,8 +715,6 @@ impl DatasetWriter {
             all.push((name.clone(), c.obs_ids().to_vec()));
         }
         check_unique_obs_ids(&all, &[])?;
-        let mut df = Dataframe::open(&ctx, &join(&self.uri, OBS_META))?;
-        let existing = df.read(None)?;
         let mut rows = existing.clone();
         if let Some(user) = self.obs_meta.take() {
             rows_cover(ids_by_subject.keys(), &user, &existing)?;
