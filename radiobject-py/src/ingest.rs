@@ -50,7 +50,7 @@ pub fn resolve_reorient(
     Ok(reorient_of(py, reorient, &config)?.map(|t| t.to_string()))
 }
 
-pub(crate) fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target>> {
+fn target_of(py: Python<'_>, s: Option<&str>) -> PyResult<Option<imaging::Target>> {
     match s {
         None => Ok(None),
         Some(t) => ingest::parse_target(t).map(Some).ok_or_else(|| {
@@ -191,7 +191,8 @@ fn image_to_py<'py>(py: Python<'py>, img: ImageVolume) -> PyResult<Bound<'py, Py
 }
 
 /// Reads one image (``format`` ``"nifti"`` or ``"dicom"``): voxels (Fortran order), affine,
-/// orientation, the volume metadata and obs columns ingest would record. With ``ctx``,
+/// orientation, the volume metadata and obs columns ingest would record. ``reorient`` as in
+/// ``resolve_reorient``, under the configuration of ``ctx`` (or the global one). With ``ctx``,
 /// ``metadata`` is what a writer through it records (``original_affine`` per its configuration).
 #[pyfunction]
 #[pyo3(signature = (path, format="nifti", reorient=None, ctx=None))]
@@ -199,11 +200,12 @@ pub fn read_image<'py>(
     py: Python<'py>,
     path: &str,
     format: &str,
-    reorient: Option<&str>,
+    reorient: Option<&Bound<'py, PyAny>>,
     ctx: Option<PyRef<'py, PyContext>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let f = format_of(py, Some(format))?.unwrap_or(ImageFormat::Nifti);
-    let t = target_of(py, reorient)?;
+    let config = ctx.as_ref().map_or_else(radiobject_core::global_config, |c| c.inner.config().clone());
+    let t = reorient_of(py, reorient, &config)?;
     let p = PathBuf::from(path);
     let mut img = py
         .detach(|| match f {
@@ -211,8 +213,8 @@ pub fn read_image<'py>(
             ImageFormat::Dicom => imaging::read_dicom_series(&p, t),
         })
         .py(py)?;
-    if let Some(c) = ctx {
-        let store = c.inner.config().write.orientation.store_original_affine;
+    if ctx.is_some() {
+        let store = config.write.orientation.store_original_affine;
         img.volume_metadata.retain(|(k, _)| imaging::records_metadata(k, store));
     }
     image_to_py(py, img)

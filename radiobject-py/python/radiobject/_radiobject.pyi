@@ -695,10 +695,11 @@ def resolve_reorient(reorient: bool | str | None = None, ctx: Context | None = N
     global one; True its ``canonical_target``; False none; or ``"RAS"``/``"LAS"``/``"LPS"``)."""
 
 def read_image(
-    path: str, format: str = "nifti", reorient: str | None = None, ctx: Context | None = None
+    path: str, format: str = "nifti", reorient: bool | str | None = None, ctx: Context | None = None
 ) -> dict[str, Any]:
     """Reads one image: voxels (Fortran order), affine, orientation, the volume metadata and obs
-    columns ingest would record. With ``ctx``, ``metadata`` is what a writer through it records
+    columns ingest would record. ``reorient`` as in ``resolve_reorient``, under the configuration
+    of ``ctx`` (or the global one). With ``ctx``, ``metadata`` is what a writer through it records
     (``original_affine`` per its configuration)."""
 
 def verify(uri: str, ctx: Context, deep: bool = False) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def read_image(path: str | Path, format: str = "nifti", reorient: bool | str | N
     ``orientation_source``, ``orientation_confidence``, ``metadata`` (volume metadata), ``obs``
     (obs columns), ``source_path`` and ``warnings``.
     """
-    return _rb.read_image(str(path), format, resolve_reorient(reorient))
+    return _rb.read_image(str(path), format, reorient)
 
 
 def _volume_from(
@@ -54,7 +54,7 @@ def _volume_from(
     dtype: Any = None,
 ) -> Volume:
     """A new volume of an image file, with the metadata a writer through ``ctx`` records."""
-    image = _rb.read_image(str(path), fmt, resolve_reorient(reorient), resolve_ctx(ctx))
+    image = _rb.read_image(str(path), fmt, reorient, resolve_ctx(ctx))
     data = image["data"] if dtype is None else image["data"].astype(dtype)
     return cls.from_numpy(uri, data, ctx=ctx, metadata=dict(image["metadata"]))
 
